@@ -1,0 +1,220 @@
+//! Typed events: the only thing sources hand to the store.
+//!
+//! Sources turn bytes into these; the store applies them. Nothing here carries a
+//! username, IP or free text: a user is an opaque 64-bit key (see [`UserKey`]).
+
+use std::hash::{Hash, Hasher};
+
+/// Audit actions the auth server writes (reference §1). The set is open upstream:
+/// anything else is [`Action::Other`], so label cardinality stays fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Action {
+    ClientRegistration,
+    ClientUpdate,
+    ClientRead,
+    ClientDelete,
+    UserAuthorization,
+    BackchannelAuthentication,
+    BackchannelDeviceRegistration,
+    UserInfo,
+    TokenRequest,
+    TokenValidate,
+    TokenRevocation,
+    SessionUnauthenticated,
+    SessionAuthenticated,
+    SessionDestroyed,
+    DeviceCodeAuthorization,
+    SsaCreate,
+    SsaRead,
+    Other,
+}
+
+impl Action {
+    pub const ALL: [Action; 18] = [
+        Action::ClientRegistration,
+        Action::ClientUpdate,
+        Action::ClientRead,
+        Action::ClientDelete,
+        Action::UserAuthorization,
+        Action::BackchannelAuthentication,
+        Action::BackchannelDeviceRegistration,
+        Action::UserInfo,
+        Action::TokenRequest,
+        Action::TokenValidate,
+        Action::TokenRevocation,
+        Action::SessionUnauthenticated,
+        Action::SessionAuthenticated,
+        Action::SessionDestroyed,
+        Action::DeviceCodeAuthorization,
+        Action::SsaCreate,
+        Action::SsaRead,
+        Action::Other,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The upstream spelling, used as the `action` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ClientRegistration => "CLIENT_REGISTRATION",
+            Action::ClientUpdate => "CLIENT_UPDATE",
+            Action::ClientRead => "CLIENT_READ",
+            Action::ClientDelete => "CLIENT_DELETE",
+            Action::UserAuthorization => "USER_AUTHORIZATION",
+            Action::BackchannelAuthentication => "BACKCHANNEL_AUTHENTICATION",
+            Action::BackchannelDeviceRegistration => "BACKCHANNEL_DEVICE_REGISTRATION",
+            Action::UserInfo => "USER_INFO",
+            Action::TokenRequest => "TOKEN_REQUEST",
+            Action::TokenValidate => "TOKEN_VALIDATE",
+            Action::TokenRevocation => "TOKEN_REVOCATION",
+            Action::SessionUnauthenticated => "SESSION_UNAUTHENTICATED",
+            Action::SessionAuthenticated => "SESSION_AUTHENTICATED",
+            Action::SessionDestroyed => "SESSION_DESTROYED",
+            Action::DeviceCodeAuthorization => "DEVICE_CODE_AUTHORIZATION",
+            Action::SsaCreate => "SSA_CREATE",
+            Action::SsaRead => "SSA_READ",
+            Action::Other => "other",
+        }
+    }
+
+    /// Maps an upstream action name; unknown names become `Other`.
+    pub fn from_name(name: &str) -> Action {
+        Self::known(name).unwrap_or(Action::Other)
+    }
+
+    /// A known upstream action, or `None`.
+    pub fn known(name: &str) -> Option<Action> {
+        Self::ALL[..Self::COUNT - 1]
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == name)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// An opaque user identity: XXH3-64 (seed 0) of the UTF-8 username.
+///
+/// This is the fixed, documented hash the active-user sketches are fed with, so
+/// sketches survive restarts and merge across instances. The username itself never
+/// leaves the parser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserKey(pub u64);
+
+impl UserKey {
+    pub fn of(username: &str) -> UserKey {
+        UserKey(xxhash_rust::xxh3::xxh3_64(username.as_bytes()))
+    }
+}
+
+impl Hash for UserKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+/// Index of a registered record format (see `source::formats::ALL`).
+pub type FormatId = u8;
+
+/// One audit record, reduced to what the figures need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub format: FormatId,
+    pub action: Action,
+    pub success: bool,
+    /// The record's own `timestamp` (epoch milliseconds, UTC).
+    pub timestamp_ms: i64,
+    /// Present when the record names a user.
+    pub user: Option<UserKey>,
+}
+
+/// Why a record (or a stray line) could not be used. Fixed set: label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum MalformedReason {
+    /// The JSON body does not parse.
+    InvalidJson,
+    /// The JSON parses but lacks `action`, `timestamp` or `success`, or has the wrong type.
+    MissingField,
+    /// A log4j JSON event whose `message` is not an audit record.
+    BadMessage,
+    /// A text-layout header line with no JSON body after ` - `.
+    NoJsonBody,
+    /// A record cut short: the next record began, the file was rotated away or truncated.
+    Unterminated,
+    /// A record over the size limit; skipped to the next record start.
+    Oversize,
+    /// A line outside any record.
+    UnexpectedLine,
+}
+
+impl MalformedReason {
+    pub const ALL: [MalformedReason; 7] = [
+        MalformedReason::InvalidJson,
+        MalformedReason::MissingField,
+        MalformedReason::BadMessage,
+        MalformedReason::NoJsonBody,
+        MalformedReason::Unterminated,
+        MalformedReason::Oversize,
+        MalformedReason::UnexpectedLine,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MalformedReason::InvalidJson => "invalid_json",
+            MalformedReason::MissingField => "missing_field",
+            MalformedReason::BadMessage => "bad_message",
+            MalformedReason::NoJsonBody => "no_json_body",
+            MalformedReason::Unterminated => "unterminated",
+            MalformedReason::Oversize => "oversize",
+            MalformedReason::UnexpectedLine => "unexpected_line",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<MalformedReason> {
+        Self::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+}
+
+/// What a source reports. The store applies these in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Audit(AuditEvent),
+    /// `format` is `None` while a file's format is not yet detected.
+    Malformed {
+        format: Option<FormatId>,
+        reason: MalformedReason,
+    },
+    BytesRead(u64),
+    Rotated,
+    Truncated,
+    /// A checkpointed file could not be found again at start (rotated away and gone).
+    FileLost,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_round_trip_and_unknown_is_other() {
+        for a in Action::ALL {
+            if a != Action::Other {
+                assert_eq!(Action::from_name(a.as_str()), a);
+            }
+        }
+        assert_eq!(Action::from_name("PASSWORD_RESET"), Action::Other);
+        assert_eq!(Action::from_name("other"), Action::Other);
+        assert_eq!(Action::known("other"), None);
+    }
+
+    #[test]
+    fn user_key_is_the_documented_xxh3() {
+        // XXH3-64 of the empty input with seed 0 is a published test vector.
+        assert_eq!(UserKey::of("").0, 0x2D06_8005_38D3_94C2);
+        assert_ne!(UserKey::of("alice"), UserKey::of("bob"));
+    }
+}

@@ -1,0 +1,9 @@
+//! jans-exporter: a Prometheus exporter sidecar for the Janssen auth server.
+//!
+//! Data flows one way: [`source`]s turn logs (and upstream APIs) into typed
+//! [`event::Event`]s; the [`store`] applies them to counters and sketches and owns
+//! persistence; [`view`]s read immutable snapshots of the store.
+
+pub mod event;
+pub mod generate;
+pub mod source;

@@ -1,0 +1,97 @@
+//! The audit record itself (reference §1), shared by both layouts.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::event::{Action, AuditEvent, FormatId, MalformedReason, UserKey};
+
+/// Only the keys the figures need; `ip`, `scope`, `clientId` and the rest are skipped
+/// unread so they can never reach a label.
+#[derive(Deserialize)]
+struct RawAudit<'a> {
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    timestamp: Option<i64>,
+    #[serde(borrow, default)]
+    username: Option<Cow<'a, str>>,
+    /// The docs call it `isSuccess`; the code writes `success`.
+    #[serde(alias = "isSuccess")]
+    success: Option<bool>,
+}
+
+/// Parses an audit record's JSON object into an event.
+pub fn parse_audit_record(json: &[u8], format: FormatId) -> Result<AuditEvent, MalformedReason> {
+    let raw: RawAudit = match serde_json::from_slice(json) {
+        Ok(raw) => raw,
+        // A type error on a known key is a field problem, not broken JSON.
+        Err(e) if e.is_data() => return Err(MalformedReason::MissingField),
+        Err(_) => return Err(MalformedReason::InvalidJson),
+    };
+    let (Some(action), Some(timestamp_ms), Some(success)) = (raw.action, raw.timestamp, raw.success)
+    else {
+        return Err(MalformedReason::MissingField);
+    };
+    let user = raw
+        .username
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .map(UserKey::of);
+    Ok(AuditEvent {
+        format,
+        action: Action::from_name(&action),
+        success,
+        timestamp_ms,
+        user,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_upstream_keys_and_hashes_the_username() {
+        let ev = parse_audit_record(
+            br#"{"ip" : "10.0.0.1, 10.0.0.2", "action" : "TOKEN_REQUEST", "timestamp" : 1792755755373,
+                "macAddress" : "02-42-AC-11-00-03", "clientId" : "c", "username" : "jdoe",
+                "scope" : "openid", "success" : false}"#,
+            0,
+        )
+        .unwrap();
+        assert_eq!(ev.action, Action::TokenRequest);
+        assert!(!ev.success);
+        assert_eq!(ev.timestamp_ms, 1_792_755_755_373);
+        assert_eq!(ev.user, Some(UserKey::of("jdoe")));
+    }
+
+    #[test]
+    fn null_or_empty_username_is_no_user() {
+        for u in ["null", "\"\""] {
+            let body = format!(r#"{{"action":"TOKEN_REQUEST","timestamp":1,"username":{u},"success":true}}"#);
+            assert_eq!(parse_audit_record(body.as_bytes(), 0).unwrap().user, None);
+        }
+        let body = br#"{"action":"TOKEN_REQUEST","timestamp":1,"success":true}"#;
+        assert_eq!(parse_audit_record(body, 0).unwrap().user, None);
+    }
+
+    #[test]
+    fn accepts_the_documented_is_success_spelling() {
+        let ev = parse_audit_record(br#"{"action":"USER_INFO","timestamp":5,"isSuccess":true}"#, 0);
+        assert!(ev.unwrap().success);
+    }
+
+    #[test]
+    fn classifies_failures() {
+        let cases: [(&[u8], MalformedReason); 5] = [
+            (b"{\"action\":", MalformedReason::InvalidJson),
+            (b"not json", MalformedReason::InvalidJson),
+            (br#"{"action":"X","timestamp":1}"#, MalformedReason::MissingField),
+            (br#"{"action":"X","timestamp":"soon","success":true}"#, MalformedReason::MissingField),
+            (br#"[1,2]"#, MalformedReason::MissingField),
+        ];
+        for (body, want) in cases {
+            assert_eq!(parse_audit_record(body, 0), Err(want), "{}", String::from_utf8_lossy(body));
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The audit log's default text layout (reference §1):
+//! `%d %-5p [%macAddr] [%t] %X{X-Correlation-Id} [%C{6}] (%F:%L) - %m%n`, where the
+//! message is a pretty-printed JSON object spanning the following lines.
+
+use super::{parse_audit_record, LineStart, RecordFormat};
+use crate::event::{AuditEvent, FormatId, MalformedReason};
+
+pub struct JansAuditText;
+
+/// `yyyy-MM-dd HH:mm:ss,SSS`: `d` is a digit, anything else must match exactly.
+const TIMESTAMP_SHAPE: &[u8; 23] = b"dddd-dd-dd dd:dd:dd,ddd";
+/// Ends the `(%F:%L)` part; the message follows.
+const MESSAGE_MARK: &[u8] = b") - ";
+/// A header longer than this without a body is not a header we can use.
+const MAX_HEADER: usize = 64 * 1024;
+
+/// How many leading bytes of `line` fit the timestamp shape.
+fn timestamp_prefix_len(line: &[u8]) -> usize {
+    line.iter()
+        .zip(TIMESTAMP_SHAPE)
+        .take_while(|(b, s)| if **s == b'd' { b.is_ascii_digit() } else { *b == *s })
+        .count()
+}
+
+impl RecordFormat for JansAuditText {
+    fn name(&self) -> &'static str {
+        "jans-audit-text"
+    }
+
+    fn detect(&self, line: &[u8]) -> bool {
+        timestamp_prefix_len(line) == TIMESTAMP_SHAPE.len()
+    }
+
+    fn line_start(&self, line: &[u8], complete: bool) -> LineStart {
+        let matched = timestamp_prefix_len(line);
+        if matched < TIMESTAMP_SHAPE.len() {
+            return if matched == line.len() && !complete {
+                LineStart::NeedMore
+            } else {
+                LineStart::NotAStart
+            };
+        }
+        match memchr::memmem::find(line, MESSAGE_MARK) {
+            Some(at) if line.get(at + MESSAGE_MARK.len()) == Some(&b'{') => LineStart::Start {
+                body_at: at + MESSAGE_MARK.len(),
+            },
+            Some(at) if at + MESSAGE_MARK.len() == line.len() && !complete => LineStart::NeedMore,
+            None if !complete && line.len() < MAX_HEADER => LineStart::NeedMore,
+            _ => LineStart::StartWithoutBody,
+        }
+    }
+
+    fn parse(
+        &self,
+        record: &[u8],
+        body_at: usize,
+        format: FormatId,
+    ) -> Result<AuditEvent, MalformedReason> {
+        parse_audit_record(&record[body_at..], format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &[u8] = b"2026-10-23 11:42:35,373 INFO  [02-42-AC-11-00-03] [pool-4-thread-5]  [io.jans.as.server.audit.ApplicationAuditLogger] (ApplicationAuditLogger.java:178) - {";
+
+    #[test]
+    fn finds_the_body_after_the_file_and_line() {
+        let LineStart::Start { body_at } = JansAuditText.line_start(HEADER, true) else {
+            panic!("not a start");
+        };
+        assert_eq!(HEADER[body_at], b'{');
+        assert_eq!(body_at, HEADER.len() - 1);
+    }
+
+    #[test]
+    fn waits_for_more_bytes_only_while_the_line_could_still_be_a_header() {
+        for cut in 0..HEADER.len() - 1 {
+            assert_eq!(JansAuditText.line_start(&HEADER[..cut], false), LineStart::NeedMore, "cut {cut}");
+        }
+        assert_eq!(JansAuditText.line_start(b"  \"ip\" : \"1\",", false), LineStart::NotAStart);
+        assert_eq!(JansAuditText.line_start(b"2026-1x", false), LineStart::NotAStart);
+        assert_eq!(JansAuditText.line_start(b"}", true), LineStart::NotAStart);
+    }
+
+    #[test]
+    fn a_header_with_a_plain_message_has_no_body() {
+        let line = b"2026-10-23 11:42:35,373 INFO  [m] [t]  [c] (A.java:1) - hello";
+        assert_eq!(JansAuditText.line_start(line, true), LineStart::StartWithoutBody);
+        let line = b"2026-10-23 11:42:35,373 something else entirely";
+        assert_eq!(JansAuditText.line_start(line, true), LineStart::StartWithoutBody);
+    }
+}

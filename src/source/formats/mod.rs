@@ -1,0 +1,66 @@
+//! Record formats, one module per layout. Adding a format is one new module plus one
+//! line in [`ALL`].
+
+mod audit;
+pub mod jans_audit_json;
+pub mod jans_audit_text;
+
+pub use audit::parse_audit_record;
+
+use crate::event::{AuditEvent, FormatId, MalformedReason};
+
+/// What the bytes at the start of a line are.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineStart {
+    /// Not enough bytes yet to tell.
+    NeedMore,
+    /// Not a record start.
+    NotAStart,
+    /// A record starts here; its JSON body opens `body_at` bytes into the line.
+    Start { body_at: usize },
+    /// A record header without a JSON body (malformed).
+    StartWithoutBody,
+}
+
+/// A record layout: where records start and how a whole record is parsed.
+pub trait RecordFormat: Sync {
+    /// Label value, and the `logs.format` config spelling.
+    fn name(&self) -> &'static str;
+    /// Whether a file whose first non-blank line starts with `line` uses this layout.
+    fn detect(&self, line: &[u8]) -> bool;
+    /// Classifies the bytes at a line start. `line` runs to the newline (excluded) or to
+    /// the end of the data read so far; `complete` says which.
+    fn line_start(&self, line: &[u8], complete: bool) -> LineStart;
+    /// Parses one whole record: `record` spans its first line's start to the closing
+    /// brace of its JSON body, which opens at `body_at`.
+    fn parse(
+        &self,
+        record: &[u8],
+        body_at: usize,
+        format: FormatId,
+    ) -> Result<AuditEvent, MalformedReason>;
+}
+
+/// Every registered format, in detection order.
+pub static ALL: [&dyn RecordFormat; 2] = [
+    &jans_audit_text::JansAuditText,
+    &jans_audit_json::JansAuditJson,
+];
+
+pub fn by_id(id: FormatId) -> &'static dyn RecordFormat {
+    ALL[id as usize]
+}
+
+pub fn id_of(name: &str) -> Option<FormatId> {
+    ALL.iter().position(|f| f.name() == name).map(|i| i as FormatId)
+}
+
+/// Label value for a possibly undetected format.
+pub fn label(id: Option<FormatId>) -> &'static str {
+    id.map_or("unknown", |i| by_id(i).name())
+}
+
+/// The first registered format that recognises `line`.
+pub fn detect(line: &[u8]) -> Option<FormatId> {
+    ALL.iter().position(|f| f.detect(line)).map(|i| i as FormatId)
+}

@@ -1,0 +1,541 @@
+//! Cuts a byte stream into whole records, whatever the write sizes.
+//!
+//! A record starts at a line its format recognises and ends when its JSON body closes
+//! (brace depth back to zero, string-aware), so the last record of a burst is counted
+//! at once instead of waiting for the next one. Raw newlines cannot occur inside JSON
+//! strings, so a line start is always a safe place to resynchronise: a record that is
+//! still open when the next record starts is reported as unterminated and the new one
+//! is read normally. Memory is bounded by [`MAX_RECORD_BYTES`] plus one read chunk.
+
+use memchr::memchr;
+
+use super::formats::{self, LineStart};
+use crate::event::{Event, FormatId, MalformedReason};
+
+/// Records larger than this are skipped to the next record start and counted.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Bytes needed at a line start before the format can be guessed.
+const DETECT_BYTES: usize = 32;
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    LineStart,
+    Body {
+        /// Index in `buf` of the record's first byte.
+        start: usize,
+        /// Where the JSON body opens, relative to `start`.
+        body_at: usize,
+        depth: u32,
+        in_str: bool,
+        esc: bool,
+    },
+    /// The rest of a line that belongs to no record and was already dealt with.
+    RestOfLine,
+}
+
+/// Where a file can be read again from after a restart, such that every record after it
+/// is framed exactly as it would have been.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumePoint {
+    pub offset: u64,
+    /// The offset is inside a line that was already handled: drop up to the newline.
+    #[serde(default)]
+    pub mid_line: bool,
+    /// Inside an oversize record: drop lines until the next record start.
+    #[serde(default)]
+    pub skipping: bool,
+}
+
+pub struct Framer {
+    format: Option<FormatId>,
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    pos: usize,
+    state: State,
+    skipping: bool,
+}
+
+impl Framer {
+    /// A framer for a stream read from `at`; `format` `None` means detect it.
+    pub fn new(format: Option<FormatId>, at: ResumePoint) -> Framer {
+        Framer {
+            format,
+            buf: Vec::new(),
+            base: at.offset,
+            pos: 0,
+            state: if at.mid_line { State::RestOfLine } else { State::LineStart },
+            skipping: at.skipping,
+        }
+    }
+
+    pub fn format(&self) -> Option<FormatId> {
+        self.format
+    }
+
+    /// Stream offset just past the bytes fed so far.
+    pub fn fed_offset(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    /// The safe restart point: after the last whole record or handled line.
+    pub fn resume_point(&self) -> ResumePoint {
+        match self.state {
+            State::Body { start, .. } => ResumePoint {
+                offset: self.base + start as u64,
+                mid_line: false,
+                skipping: false,
+            },
+            State::LineStart => ResumePoint {
+                offset: self.base + self.pos as u64,
+                mid_line: false,
+                skipping: self.skipping,
+            },
+            State::RestOfLine => ResumePoint {
+                offset: self.base + self.pos as u64,
+                mid_line: true,
+                skipping: self.skipping,
+            },
+        }
+    }
+
+    /// Frames `data` (the next bytes of the stream), appending events to `out`.
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<Event>) {
+        self.buf.extend_from_slice(data);
+        self.scan(out);
+        self.compact();
+    }
+
+    /// The stream ended for good (rotated away, truncated): a record still open is lost.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        let pending = match self.state {
+            State::Body { .. } => true,
+            State::LineStart => self.buf[self.pos..].iter().any(|b| !b.is_ascii_whitespace()),
+            State::RestOfLine => false,
+        };
+        if pending && !self.skipping {
+            self.malformed(MalformedReason::Unterminated, out);
+        }
+        self.base = self.fed_offset();
+        self.buf.clear();
+        self.pos = 0;
+        self.state = State::LineStart;
+        self.skipping = false;
+    }
+
+    fn malformed(&self, reason: MalformedReason, out: &mut Vec<Event>) {
+        out.push(Event::Malformed {
+            format: self.format,
+            reason,
+        });
+    }
+
+    fn scan(&mut self, out: &mut Vec<Event>) {
+        loop {
+            match self.state {
+                State::LineStart => {
+                    if !self.scan_line_start(out) {
+                        return;
+                    }
+                }
+                State::RestOfLine => match memchr(b'\n', &self.buf[self.pos..]) {
+                    Some(i) => {
+                        self.pos += i + 1;
+                        self.state = State::LineStart;
+                    }
+                    None => {
+                        self.pos = self.buf.len();
+                        return;
+                    }
+                },
+                State::Body { .. } => {
+                    if !self.scan_body(out) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles the line at `pos`. Returns false when more bytes are needed.
+    fn scan_line_start(&mut self, out: &mut Vec<Event>) -> bool {
+        let rest = &self.buf[self.pos..];
+        if rest.is_empty() {
+            return false;
+        }
+        let newline = memchr(b'\n', rest);
+        let (line, complete) = match newline {
+            Some(i) => (&rest[..i], true),
+            None => (rest, false),
+        };
+        let blank = line.iter().all(|b| b.is_ascii_whitespace());
+        if blank {
+            return match newline {
+                Some(i) => {
+                    self.pos += i + 1;
+                    true
+                }
+                None => false,
+            };
+        }
+        let format = match self.format {
+            Some(f) => Some(f),
+            None if !complete && line.len() < DETECT_BYTES => return false,
+            None => {
+                self.format = formats::detect(line);
+                self.format
+            }
+        };
+        let kind = match format {
+            Some(f) => formats::by_id(f).line_start(line, complete),
+            None => LineStart::NotAStart,
+        };
+        match kind {
+            LineStart::NeedMore if line.len() < MAX_RECORD_BYTES => false,
+            LineStart::Start { body_at } => {
+                self.skipping = false;
+                self.state = State::Body {
+                    start: self.pos,
+                    body_at,
+                    depth: 0,
+                    in_str: false,
+                    esc: false,
+                };
+                self.pos += body_at;
+                true
+            }
+            LineStart::StartWithoutBody => {
+                self.skipping = false;
+                self.malformed(MalformedReason::NoJsonBody, out);
+                self.state = State::RestOfLine;
+                true
+            }
+            LineStart::NotAStart | LineStart::NeedMore => {
+                if !self.skipping {
+                    self.malformed(MalformedReason::UnexpectedLine, out);
+                }
+                self.state = State::RestOfLine;
+                true
+            }
+        }
+    }
+
+    /// Scans a record body from `pos`. Returns false when more bytes are needed.
+    fn scan_body(&mut self, out: &mut Vec<Event>) -> bool {
+        let State::Body {
+            start,
+            body_at,
+            mut depth,
+            mut in_str,
+            mut esc,
+        } = self.state
+        else {
+            return true;
+        };
+        // A body is only entered through a recognised line start, so the format is known.
+        let Some(id) = self.format else {
+            self.state = State::RestOfLine;
+            return true;
+        };
+        let format = formats::by_id(id);
+        let mut i = self.pos;
+        while i < self.buf.len() {
+            let b = self.buf[i];
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if b == b'\\' {
+                    esc = true;
+                } else if b == b'"' {
+                    in_str = false;
+                } else if b == b'\n' {
+                    // Invalid JSON; let the newline resynchronise below.
+                    in_str = false;
+                    continue;
+                }
+            } else {
+                match b {
+                    b'"' => in_str = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            match format.parse(&self.buf[start..=i], body_at, id) {
+                                Ok(ev) => out.push(Event::Audit(ev)),
+                                Err(reason) => self.malformed(reason, out),
+                            }
+                            self.pos = i + 1;
+                            self.state = State::RestOfLine;
+                            return true;
+                        }
+                    }
+                    b'\n' => {
+                        let next = &self.buf[i + 1..];
+                        let (line, complete) = match memchr(b'\n', next) {
+                            Some(n) => (&next[..n], true),
+                            None => (next, false),
+                        };
+                        let kind = if line.is_empty() && !complete {
+                            LineStart::NeedMore
+                        } else {
+                            format.line_start(line, complete)
+                        };
+                        match kind {
+                            LineStart::Start { .. } | LineStart::StartWithoutBody => {
+                                self.malformed(MalformedReason::Unterminated, out);
+                                self.pos = i + 1;
+                                self.state = State::LineStart;
+                                return true;
+                            }
+                            LineStart::NeedMore => {
+                                // Come back to this newline when the next line is readable.
+                                self.pos = i;
+                                self.state = State::Body {
+                                    start,
+                                    body_at,
+                                    depth,
+                                    in_str,
+                                    esc,
+                                };
+                                return false;
+                            }
+                            LineStart::NotAStart => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+            if i - start > MAX_RECORD_BYTES {
+                self.malformed(MalformedReason::Oversize, out);
+                self.skipping = true;
+                self.pos = i;
+                self.state = State::RestOfLine;
+                return true;
+            }
+        }
+        self.pos = i;
+        self.state = State::Body {
+            start,
+            body_at,
+            depth,
+            in_str,
+            esc,
+        };
+        false
+    }
+
+    /// Drops bytes no longer needed, keeping memory bounded.
+    fn compact(&mut self) {
+        let keep_from = match self.state {
+            State::Body { start, .. } => start,
+            _ => self.pos,
+        };
+        if keep_from == 0 {
+            return;
+        }
+        self.buf.drain(..keep_from);
+        self.base += keep_from as u64;
+        self.pos -= keep_from;
+        if let State::Body { start, .. } = &mut self.state {
+            *start -= keep_from;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, AuditEvent};
+    use crate::generate::{write_record, Generator, Layout, Spec};
+
+    const TEXT: FormatId = 0;
+    const JSON: FormatId = 1;
+
+    fn records(n: usize, layout: Layout) -> (Vec<u8>, Vec<crate::generate::Record>) {
+        let recs: Vec<_> = Generator::new(Spec::default()).take(n).collect();
+        let mut out = Vec::new();
+        for r in &recs {
+            write_record(&mut out, layout, r, 3600).unwrap();
+        }
+        (out, recs)
+    }
+
+    fn frame(chunks: &[&[u8]], format: Option<FormatId>) -> (Vec<Event>, Framer) {
+        let mut f = Framer::new(format, ResumePoint::default());
+        let mut out = Vec::new();
+        for c in chunks {
+            f.feed(c, &mut out);
+        }
+        (out, f)
+    }
+
+    fn audits(events: &[Event]) -> Vec<AuditEvent> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Audit(a) => Some(*a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn malformed(events: &[Event]) -> Vec<MalformedReason> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Malformed { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn both_layouts_frame_every_record_and_detect_their_format() {
+        for (layout, id) in [(Layout::Text, TEXT), (Layout::Json, JSON)] {
+            let (bytes, recs) = records(50, layout);
+            let (events, f) = frame(&[&bytes], None);
+            assert_eq!(f.format(), Some(id));
+            assert_eq!(malformed(&events), vec![]);
+            let got = audits(&events);
+            assert_eq!(got.len(), 50);
+            for (ev, r) in got.iter().zip(&recs) {
+                assert_eq!(ev.timestamp_ms, r.timestamp_ms);
+                assert_eq!(ev.action, Action::from_name(r.action));
+                assert_eq!(ev.success, r.success);
+                assert_eq!(ev.user.is_some(), r.username.is_some());
+            }
+            assert_eq!(f.resume_point(), ResumePoint { offset: bytes.len() as u64, ..Default::default() });
+        }
+    }
+
+    #[test]
+    fn json_layout_lines_end_in_crlf() {
+        let (bytes, _) = records(3, Layout::Json);
+        assert!(bytes.windows(2).filter(|w| w == b"\r\n").count() > 30);
+        assert!(!bytes.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
+    }
+
+    #[test]
+    fn a_record_split_at_every_byte_boundary_is_parsed_once_whole() {
+        for layout in [Layout::Text, Layout::Json] {
+            let (bytes, _) = records(3, layout);
+            let (whole, _) = frame(&[&bytes], None);
+            for cut in 0..=bytes.len() {
+                let (events, _) = frame(&[&bytes[..cut], &bytes[cut..]], None);
+                assert_eq!(events, whole, "{layout:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_feeding_is_the_same_as_one_write() {
+        let (bytes, _) = records(5, Layout::Text);
+        let (whole, _) = frame(&[&bytes], None);
+        let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(frame(&pieces, None).0, whole);
+    }
+
+    #[test]
+    fn the_last_record_is_counted_without_waiting_for_the_next() {
+        let (bytes, _) = records(2, Layout::Text);
+        // Cut right after the second record's closing brace, before its newline.
+        let end = bytes.len() - 1;
+        let (events, _) = frame(&[&bytes[..end]], None);
+        assert_eq!(audits(&events).len(), 2);
+    }
+
+    #[test]
+    fn malformed_records_between_good_ones_leave_the_neighbours_exact() {
+        let (good, _) = records(4, Layout::Text);
+        let text = String::from_utf8(good).unwrap();
+        let starts: Vec<usize> = text.match_indices("\n2026").map(|(i, _)| i + 1).collect();
+        let mut mixed = String::new();
+        mixed.push_str(&text[..starts[0]]);
+        // Broken JSON body, properly closed.
+        mixed.push_str("2026-11-01 00:00:01,000 INFO  [m] [t]  [c] (A.java:1) - {\n  \"action\" : ,\n}\n");
+        // A header whose body never closes: cut by the next record.
+        mixed.push_str("2026-11-01 00:00:02,000 INFO  [m] [t]  [c] (A.java:1) - {\n  \"action\" : \"TOKEN_REQUEST\",\n");
+        mixed.push_str(&text[starts[0]..starts[1]]);
+        // Stray lines and a header without a body.
+        mixed.push_str("java.lang.NullPointerException\n\tat foo\n");
+        mixed.push_str("2026-11-01 00:00:03,000 INFO  [m] [t]  [c] (A.java:1) - plain text\n");
+        // Valid JSON, missing `success`.
+        mixed.push_str("2026-11-01 00:00:04,000 INFO  [m] [t]  [c] (A.java:1) - {\"action\":\"USER_INFO\",\"timestamp\":1}\n");
+        mixed.push_str(&text[starts[1]..]);
+        let (events, _) = frame(&[mixed.as_bytes()], None);
+        assert_eq!(audits(&events).len(), 4);
+        assert_eq!(
+            malformed(&events),
+            vec![
+                MalformedReason::InvalidJson,
+                MalformedReason::Unterminated,
+                MalformedReason::UnexpectedLine,
+                MalformedReason::UnexpectedLine,
+                MalformedReason::NoJsonBody,
+                MalformedReason::MissingField,
+            ]
+        );
+        // Same answer at every split point.
+        for cut in (0..mixed.len()).step_by(7) {
+            let (split, _) = frame(&[&mixed.as_bytes()[..cut], &mixed.as_bytes()[cut..]], None);
+            assert_eq!(split, events, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn json_layout_resynchronises_on_a_broken_event() {
+        let (good, _) = records(2, Layout::Json);
+        let mut mixed = b"{\r\n  \"instant\" : {\r\n    \"epochSecond\" : 1,\r\n".to_vec();
+        mixed.extend_from_slice(&good);
+        mixed.extend_from_slice(b"garbage\r\n{\r\n  \"message\" : \"not an audit record\"\r\n}\r\n");
+        let (events, _) = frame(&[&mixed], Some(JSON));
+        assert_eq!(audits(&events).len(), 2);
+        assert_eq!(
+            malformed(&events),
+            vec![MalformedReason::Unterminated, MalformedReason::UnexpectedLine, MalformedReason::BadMessage]
+        );
+    }
+
+    #[test]
+    fn an_oversize_record_is_skipped_to_the_next_start_and_memory_stays_bounded() {
+        let (good, _) = records(2, Layout::Text);
+        let mut big = b"2026-11-01 00:00:01,000 INFO  [m] [t]  [c] (A.java:1) - {\n  \"pad\" : [\n".to_vec();
+        let mut f = Framer::new(Some(TEXT), ResumePoint::default());
+        let mut out = Vec::new();
+        f.feed(&big, &mut out);
+        big.clear();
+        for _ in 0..40_000 {
+            f.feed(b"    \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\n", &mut out);
+            assert!(f.buf.len() <= MAX_RECORD_BYTES + 64);
+        }
+        f.feed(b"  ]\n}\n", &mut out);
+        f.feed(&good, &mut out);
+        assert_eq!(malformed(&out), vec![MalformedReason::Oversize]);
+        assert_eq!(audits(&out).len(), 2);
+    }
+
+    #[test]
+    fn resuming_at_the_resume_point_frames_the_rest_exactly_once() {
+        let (bytes, _) = records(6, Layout::Text);
+        let (whole, _) = frame(&[&bytes], None);
+        for cut in (0..bytes.len()).step_by(13) {
+            let (mut first, f) = frame(&[&bytes[..cut]], Some(TEXT));
+            let at = f.resume_point();
+            let mut rest = Framer::new(Some(TEXT), at);
+            rest.feed(&bytes[at.offset as usize..], &mut first);
+            assert_eq!(first, whole, "resume after cut {cut} at {at:?}");
+        }
+    }
+
+    #[test]
+    fn finish_reports_a_record_left_open() {
+        let (bytes, _) = records(1, Layout::Text);
+        let (mut events, mut f) = frame(&[&bytes[..bytes.len() / 2]], None);
+        f.finish(&mut events);
+        assert_eq!(malformed(&events), vec![MalformedReason::Unterminated]);
+        let (mut events, mut f) = frame(&[&bytes], None);
+        f.finish(&mut events);
+        assert_eq!(malformed(&events), vec![]);
+    }
+}

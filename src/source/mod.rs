@@ -1,0 +1,5 @@
+//! Sources: turn input into typed [`crate::event::Event`]s. They never see the store or views.
+
+pub mod formats;
+pub mod framer;
+pub mod tailer;
