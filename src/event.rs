@@ -195,6 +195,60 @@ pub enum Event {
     FileLost,
 }
 
+/// A file's identity: it survives renames, not copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// XXH3-64 of a file's first `len` bytes: tells a file from a re-used inode or a
+/// truncated-and-rewritten file, and finds a copy of a file already read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    pub len: u32,
+    pub hash: u64,
+}
+
+/// How far a file has been read: enough to continue after a restart.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileCheckpoint {
+    pub id: FileId,
+    /// Where the file was last seen; informational, identity decides.
+    pub path: String,
+    pub fingerprint: Fingerprint,
+    pub resume: crate::source::framer::ResumePoint,
+    /// Detected format name, when known.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// What the log tailer reports after each read.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    /// The checkpoint that matches having applied `events`.
+    pub checkpoint: Option<FileCheckpoint>,
+    /// A file no longer followed.
+    pub forget: Option<FileId>,
+    /// Unread bytes over all followed files and how many files are followed.
+    pub status: Option<TailStatus>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TailStatus {
+    pub lag_bytes: u64,
+    pub files: u64,
+}
+
+/// Everything the store receives.
+#[derive(Debug)]
+pub enum Message {
+    Batch(Batch),
+    /// Every file has been read to its end once.
+    FirstPassDone,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,3 +7,4 @@
 pub mod event;
 pub mod generate;
 pub mod source;
+pub mod store;

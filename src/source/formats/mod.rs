@@ -41,8 +41,11 @@ pub trait RecordFormat: Sync {
     ) -> Result<AuditEvent, MalformedReason>;
 }
 
+/// How many formats are registered.
+pub const COUNT: usize = 2;
+
 /// Every registered format, in detection order.
-pub static ALL: [&dyn RecordFormat; 2] = [
+pub static ALL: [&dyn RecordFormat; COUNT] = [
     &jans_audit_text::JansAuditText,
     &jans_audit_json::JansAuditJson,
 ];

@@ -1,0 +1,285 @@
+//! The store: the one place events become figures.
+//!
+//! It runs on its own thread, applies [`Message`]s in order, and publishes an immutable
+//! [`View`] that the HTTP views read without ever waiting on ingestion.
+
+pub mod sketch;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::event::{Action, Batch, Event, FileCheckpoint, FileId, FormatId, MalformedReason, Message, TailStatus};
+use crate::source::formats;
+use sketch::ActiveUsers;
+
+/// What the store needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub precision: u8,
+    pub retain_months: usize,
+    /// Indexed by [`Action::index`].
+    pub active_actions: [bool; Action::COUNT],
+}
+
+impl StoreConfig {
+    pub fn new(precision: u8, retain_months: usize, active: &[Action]) -> StoreConfig {
+        let mut active_actions = [false; Action::COUNT];
+        for a in active {
+            active_actions[a.index()] = true;
+        }
+        StoreConfig {
+            precision,
+            retain_months,
+            active_actions,
+        }
+    }
+}
+
+/// `kind` of `jans_token_requests_total`.
+pub const TOKEN_KINDS: [&str; 2] = ["machine", "user"];
+/// `outcome` labels, indexed by `success as usize`.
+pub const OUTCOMES: [&str; 2] = ["failure", "success"];
+
+/// Exact counters. Fixed-size arrays: every label set is known in advance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    /// `[action][success]`
+    pub audit: [[u64; 2]; Action::COUNT],
+    /// `[kind: machine, user][success]`
+    pub token_requests: [[u64; 2]; 2],
+    /// Well-formed records per format.
+    pub records: [u64; formats::COUNT],
+    /// `[format + 1 (0 = not yet detected)][reason]`
+    pub parse_errors: [[u64; MalformedReason::COUNT]; formats::COUNT + 1],
+    pub bytes_read: u64,
+    pub rotations: u64,
+    pub truncations: u64,
+    pub files_lost: u64,
+    /// Records whose month is older than every retained month.
+    pub outside_retention: u64,
+    pub last_record_ms: Option<i64>,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            audit: [[0; 2]; Action::COUNT],
+            token_requests: [[0; 2]; 2],
+            records: [0; formats::COUNT],
+            parse_errors: [[0; MalformedReason::COUNT]; formats::COUNT + 1],
+            bytes_read: 0,
+            rotations: 0,
+            truncations: 0,
+            files_lost: 0,
+            outside_retention: 0,
+            last_record_ms: None,
+        }
+    }
+}
+
+pub fn parse_error_slot(format: Option<FormatId>) -> usize {
+    format.map_or(0, |f| f as usize + 1)
+}
+
+/// An immutable picture of the store, as the views see it.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    pub counters: Counters,
+    /// Active users in the day, ISO week and month containing `at_ms`.
+    pub active_current: [u64; 3],
+    /// `(YYYYMM, estimate)` for every retained month, oldest first.
+    pub monthly: Vec<(u32, u64)>,
+    pub tail: TailStatus,
+    /// The first pass over every file is done.
+    pub ready: bool,
+    pub at_ms: i64,
+}
+
+/// The latest [`View`]; readers clone an `Arc`, the store swaps it.
+#[derive(Debug, Default)]
+pub struct Published(RwLock<Arc<View>>);
+
+impl Published {
+    pub fn load(&self) -> Arc<View> {
+        match self.0.read() {
+            Ok(v) => Arc::clone(&v),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn store(&self, view: View) {
+        let view = Arc::new(view);
+        match self.0.write() {
+            Ok(mut v) => *v = view,
+            Err(poisoned) => *poisoned.into_inner() = view,
+        }
+    }
+}
+
+pub struct Store {
+    config: StoreConfig,
+    counters: Counters,
+    users: ActiveUsers,
+    checkpoints: BTreeMap<FileId, FileCheckpoint>,
+    tail: TailStatus,
+    ready: bool,
+}
+
+impl Store {
+    pub fn new(config: StoreConfig) -> Store {
+        let users = ActiveUsers::new(config.precision, config.retain_months);
+        Store {
+            config,
+            counters: Counters::default(),
+            users,
+            checkpoints: BTreeMap::new(),
+            tail: TailStatus::default(),
+            ready: false,
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn checkpoints(&self) -> impl Iterator<Item = &FileCheckpoint> {
+        self.checkpoints.values()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    pub fn apply(&mut self, message: Message) {
+        match message {
+            Message::Batch(batch) => self.apply_batch(batch),
+            Message::FirstPassDone => self.ready = true,
+        }
+    }
+
+    fn apply_batch(&mut self, batch: Batch) {
+        for event in &batch.events {
+            self.apply_event(event);
+        }
+        if let Some(cp) = batch.checkpoint {
+            self.checkpoints.insert(cp.id, cp);
+        }
+        if let Some(id) = batch.forget {
+            self.checkpoints.remove(&id);
+        }
+        if let Some(status) = batch.status {
+            self.tail = status;
+        }
+    }
+
+    pub fn apply_event(&mut self, event: &Event) {
+        let c = &mut self.counters;
+        match *event {
+            Event::Audit(a) => {
+                c.audit[a.action.index()][a.success as usize] += 1;
+                c.records[a.format as usize] += 1;
+                if a.action == Action::TokenRequest {
+                    c.token_requests[a.user.is_some() as usize][a.success as usize] += 1;
+                }
+                c.last_record_ms = Some(c.last_record_ms.map_or(a.timestamp_ms, |t| t.max(a.timestamp_ms)));
+                if let (true, Some(user)) = (a.success && self.config.active_actions[a.action.index()], a.user) {
+                    if !self.users.insert(a.timestamp_ms, user) {
+                        c.outside_retention += 1;
+                    }
+                }
+            }
+            Event::Malformed { format, reason } => {
+                c.parse_errors[parse_error_slot(format)][reason as usize] += 1;
+            }
+            Event::BytesRead(n) => c.bytes_read += n,
+            Event::Rotated => c.rotations += 1,
+            Event::Truncated => c.truncations += 1,
+            Event::FileLost => c.files_lost += 1,
+        }
+    }
+
+    /// A consistent picture as of `now_ms` (wall clock: "current" periods).
+    pub fn view(&mut self, now_ms: i64) -> View {
+        View {
+            counters: self.counters.clone(),
+            active_current: self.users.current(now_ms),
+            monthly: self.users.monthly(),
+            tail: self.tail,
+            ready: self.ready,
+            at_ms: now_ms,
+        }
+    }
+}
+
+/// The wall clock in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// How often, at most, a new view is published while messages keep coming.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// Applies messages until every sender is gone, publishing views as it goes.
+/// Returns the store for a final save.
+pub fn run(mut store: Store, mut rx: tokio::sync::mpsc::Receiver<Message>, published: &Published) -> Store {
+    let mut last_publish = Instant::now();
+    while let Some(message) = rx.blocking_recv() {
+        store.apply(message);
+        if rx.is_empty() || last_publish.elapsed() >= PUBLISH_EVERY {
+            published.store(store.view(now_ms()));
+            last_publish = Instant::now();
+        }
+    }
+    published.store(store.view(now_ms()));
+    store
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{AuditEvent, UserKey};
+
+    fn audit(action: Action, success: bool, user: Option<&str>, ts: i64) -> Event {
+        Event::Audit(AuditEvent {
+            format: 0,
+            action,
+            success,
+            timestamp_ms: ts,
+            user: user.map(UserKey::of),
+        })
+    }
+
+    #[test]
+    fn applies_exact_counters_and_active_users_from_configured_actions_only() {
+        let cfg = StoreConfig::new(14, 13, &[Action::SessionAuthenticated]);
+        let mut s = Store::new(cfg);
+        let t = 1_793_491_200_000;
+        for e in [
+            audit(Action::SessionAuthenticated, true, Some("a"), t),
+            audit(Action::SessionAuthenticated, false, Some("b"), t), // failed: not active
+            audit(Action::UserInfo, true, Some("c"), t),              // not a configured action
+            audit(Action::TokenRequest, true, None, t + 5),
+            audit(Action::TokenRequest, false, Some("a"), t),
+            audit(Action::Other, true, None, t),
+            Event::Malformed { format: None, reason: MalformedReason::UnexpectedLine },
+            Event::BytesRead(10),
+            Event::BytesRead(5),
+        ] {
+            s.apply_event(&e);
+        }
+        let v = s.view(t);
+        let c = &v.counters;
+        assert_eq!(c.audit[Action::SessionAuthenticated.index()], [1, 1]);
+        assert_eq!(c.audit[Action::Other.index()], [0, 1]);
+        assert_eq!(c.token_requests, [[0, 1], [1, 0]]);
+        assert_eq!(c.records[0], 6);
+        assert_eq!(c.parse_errors[0][MalformedReason::UnexpectedLine as usize], 1);
+        assert_eq!(c.bytes_read, 15);
+        assert_eq!(c.last_record_ms, Some(t + 5));
+        assert_eq!(v.monthly, vec![(202611, 1)]);
+        assert_eq!(v.active_current, [1, 1, 1]);
+        // 2026-11-01 is a Sunday: a day later is a new day and a new ISO week.
+        assert_eq!(s.view(t + 86_400_000).active_current, [0, 0, 1]);
+    }
+}
