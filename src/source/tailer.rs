@@ -1,0 +1,693 @@
+//! Follows log files by identity (device + inode), the way mtail does, plus what mtail
+//! lacks: resume points, fingerprints and copy detection, so nothing is lost or read twice.
+//!
+//! Every poll (at least every 250 ms; inotify is not used because it misses events on
+//! many Kubernetes volumes) it expands the globs, then:
+//! - a file that is no longer at any matched path (renamed away or deleted) is read to
+//!   its end, kept one more round for a writer that is still finishing, then closed;
+//! - a new identity at a path that named another file is a rotation: it is read from 0
+//!   (or from a saved checkpoint, see [`Tailer::with_checkpoints`]);
+//! - a file shorter than what was read, or whose first bytes changed, was truncated
+//!   (copytruncate): it is read again from 0;
+//! - a new file whose first bytes match a file already read (the copy that copytruncate
+//!   makes, or a file renamed while the exporter was down) resumes where that one stopped.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::formats;
+use super::framer::{Framer, ResumePoint};
+use crate::event::{Batch, Event, FileCheckpoint, FileId, Fingerprint, FormatId, Message, TailStatus};
+
+/// Read size; one batch per chunk keeps the channel's memory bounded.
+const READ_CHUNK: usize = 64 * 1024;
+/// Bytes of a file's start that make its fingerprint.
+const FINGERPRINT_MAX: usize = 1024;
+/// Shorter fingerprints are too weak to recognise a copy by.
+const FINGERPRINT_MIN_MATCH: u32 = 64;
+/// Positions of files no longer followed, kept to recognise their copies.
+const RETIRED_KEPT: usize = 64;
+/// Polls a vanished file is still read before it is closed.
+const GRACE_ROUNDS: u8 = 2;
+
+/// Where to start a file seen for the first time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+#[derive(Clone, Debug)]
+pub struct TailerConfig {
+    pub patterns: Vec<String>,
+    /// `None`: detect per file.
+    pub format: Option<FormatId>,
+    pub start_at: StartAt,
+    pub poll_interval: Duration,
+}
+
+/// Where batches go. `Err` means the receiver is gone: stop.
+pub trait Sink {
+    fn send(&mut self, message: Message) -> Result<(), ()>;
+}
+
+impl Sink for tokio::sync::mpsc::Sender<Message> {
+    fn send(&mut self, message: Message) -> Result<(), ()> {
+        self.blocking_send(message).map_err(|_| ())
+    }
+}
+
+impl Sink for Vec<Message> {
+    fn send(&mut self, message: Message) -> Result<(), ()> {
+        self.push(message);
+        Ok(())
+    }
+}
+
+struct Followed {
+    path: PathBuf,
+    file: File,
+    framer: Framer,
+    fingerprint: Fingerprint,
+    last_len: u64,
+    missing_rounds: u8,
+}
+
+impl Followed {
+    fn checkpoint(&self, id: FileId) -> FileCheckpoint {
+        FileCheckpoint {
+            id,
+            path: self.path.display().to_string(),
+            fingerprint: self.fingerprint,
+            resume: self.framer.resume_point(),
+            format: self.framer.format().map(|f| formats::by_id(f).name().to_string()),
+        }
+    }
+}
+
+/// Logs at most one warning per interval, counting what it held back.
+struct RateLimitedLog {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    fn new(every: Duration) -> RateLimitedLog {
+        RateLimitedLog {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    fn allow(&mut self) -> Option<u64> {
+        if self.last.is_some_and(|t| t.elapsed() < self.every) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+pub struct Tailer {
+    cfg: TailerConfig,
+    files: BTreeMap<FileId, Followed>,
+    /// Saved checkpoints not yet matched to a file.
+    saved: Vec<FileCheckpoint>,
+    retired: VecDeque<(Fingerprint, ResumePoint, Option<FormatId>)>,
+    first_pass_done: bool,
+    buf: Vec<u8>,
+    malformed_log: RateLimitedLog,
+    io_log: RateLimitedLog,
+}
+
+fn fingerprint_of(file: &File, len: usize) -> std::io::Result<Fingerprint> {
+    let mut head = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        let n = file.read_at(&mut head[filled..], filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(Fingerprint {
+        len: filled as u32,
+        hash: xxhash_rust::xxh3::xxh3_64(&head[..filled]),
+    })
+}
+
+/// Whether `file` starts with the bytes `fp` was taken from.
+fn starts_like(file: &File, fp: &Fingerprint) -> bool {
+    fingerprint_of(file, fp.len as usize).is_ok_and(|now| now == *fp)
+}
+
+impl Tailer {
+    pub fn new(cfg: TailerConfig) -> Tailer {
+        Tailer {
+            cfg,
+            files: BTreeMap::new(),
+            saved: Vec::new(),
+            retired: VecDeque::new(),
+            first_pass_done: false,
+            buf: vec![0; READ_CHUNK],
+            malformed_log: RateLimitedLog::new(Duration::from_secs(10)),
+            io_log: RateLimitedLog::new(Duration::from_secs(30)),
+        }
+    }
+
+    /// Continue from checkpoints of an earlier run.
+    pub fn with_checkpoints(mut self, saved: Vec<FileCheckpoint>) -> Tailer {
+        self.saved = saved;
+        self
+    }
+
+    /// Polls until `stop` is set, then returns.
+    pub fn run(&mut self, sink: &mut dyn Sink, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            if self.poll(sink).is_err() {
+                return;
+            }
+            let until = Instant::now() + self.cfg.poll_interval;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(25).min(self.cfg.poll_interval));
+            }
+        }
+    }
+
+    /// Reads every matched file to its end once and closes them: files are final
+    /// (`replay`), so a record left open at the end is counted as unterminated.
+    pub fn read_once(&mut self, sink: &mut dyn Sink) -> Result<(), ()> {
+        self.poll(sink)?;
+        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        for id in ids {
+            self.close(id, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Files matched now, one entry per identity.
+    fn discover(&mut self) -> BTreeMap<FileId, (PathBuf, u64)> {
+        let mut found = BTreeMap::new();
+        for pattern in &self.cfg.patterns {
+            let paths = match glob::glob(pattern) {
+                Ok(paths) => paths,
+                Err(e) => {
+                    if let Some(n) = self.io_log.allow() {
+                        tracing::warn!(pattern, error = %e, suppressed = n, "bad log path pattern");
+                    }
+                    continue;
+                }
+            };
+            for path in paths.flatten() {
+                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
+                let id = FileId {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                };
+                found.entry(id).or_insert((path, meta.len()));
+            }
+        }
+        found
+    }
+
+    /// One poll over every file.
+    pub fn poll(&mut self, sink: &mut dyn Sink) -> Result<(), ()> {
+        let found = self.discover();
+        let previous: HashMap<PathBuf, FileId> = self.files.iter().map(|(id, f)| (f.path.clone(), *id)).collect();
+
+        // Files gone from every matched path: finish them before their successors.
+        let vanished: Vec<FileId> = self.files.keys().filter(|id| !found.contains_key(id)).copied().collect();
+        for id in vanished {
+            self.read(id, sink)?;
+            if let Some(f) = self.files.get_mut(&id) {
+                f.missing_rounds += 1;
+                if f.missing_rounds >= GRACE_ROUNDS {
+                    self.close(id, sink)?;
+                }
+            }
+        }
+
+        let mut order: Vec<(PathBuf, FileId)> = Vec::with_capacity(found.len());
+        for (id, (path, len)) in found {
+            match self.files.get_mut(&id) {
+                Some(f) => {
+                    f.path.clone_from(&path);
+                    f.missing_rounds = 0;
+                }
+                None => {
+                    let rotated = previous.get(&path).is_some_and(|old| *old != id);
+                    self.open(id, &path, len, rotated, sink)?;
+                }
+            }
+            order.push((path, id));
+        }
+        order.sort();
+        for (_, id) in order {
+            self.read(id, sink)?;
+        }
+
+        if !self.first_pass_done {
+            // Checkpoints that matched no file: rotated away and gone while we were down.
+            let lost = std::mem::take(&mut self.saved);
+            for cp in lost {
+                tracing::warn!(path = %cp.path, "a checkpointed log file is gone; its unread records are lost");
+                sink.send(Message::Batch(Batch {
+                    events: vec![Event::FileLost],
+                    forget: Some(cp.id),
+                    ..Batch::default()
+                }))?;
+            }
+        }
+        let status = TailStatus {
+            lag_bytes: self.lag_bytes(),
+            files: self.files.len() as u64,
+        };
+        sink.send(Message::Batch(Batch {
+            status: Some(status),
+            ..Batch::default()
+        }))?;
+        if !self.first_pass_done {
+            self.first_pass_done = true;
+            sink.send(Message::FirstPassDone)?;
+        }
+        Ok(())
+    }
+
+    fn lag_bytes(&self) -> u64 {
+        self.files
+            .values()
+            .map(|f| f.file.metadata().map_or(0, |m| m.len().saturating_sub(f.framer.fed_offset())))
+            .sum()
+    }
+
+    fn open(&mut self, id: FileId, path: &PathBuf, len: u64, rotated: bool, sink: &mut dyn Sink) -> Result<(), ()> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) => {
+                if let Some(n) = self.io_log.allow() {
+                    tracing::warn!(path = %path.display(), error = %e, suppressed = n, "cannot open log file");
+                }
+                return Ok(());
+            }
+        };
+        let mut events = Vec::new();
+        if rotated {
+            events.push(Event::Rotated);
+        }
+        let (start, format) = self.start_point(id, &file, len, &mut events);
+        let fingerprint = fingerprint_of(&file, FINGERPRINT_MAX).unwrap_or_default();
+        tracing::info!(path = %path.display(), offset = start.offset, "following log file");
+        self.files.insert(
+            id,
+            Followed {
+                path: path.clone(),
+                file,
+                framer: Framer::new(format.or(self.cfg.format), start),
+                fingerprint,
+                last_len: len,
+                missing_rounds: 0,
+            },
+        );
+        let checkpoint = self.files.get(&id).map(|f| f.checkpoint(id));
+        sink.send(Message::Batch(Batch {
+            events,
+            checkpoint,
+            ..Batch::default()
+        }))
+    }
+
+    /// Where to start reading a newly seen file.
+    fn start_point(&mut self, id: FileId, file: &File, len: u64, events: &mut Vec<Event>) -> (ResumePoint, Option<FormatId>) {
+        let format_of = |cp: &FileCheckpoint| cp.format.as_deref().and_then(formats::id_of);
+        // The same file as before a restart.
+        if let Some(i) = self.saved.iter().position(|cp| cp.id == id) {
+            let cp = self.saved.swap_remove(i);
+            if starts_like(file, &cp.fingerprint) && cp.resume.offset <= len {
+                return (cp.resume, format_of(&cp));
+            }
+            // Same inode, other content: truncated (or re-used) while we were down.
+            events.push(Event::Truncated);
+            self.retire(cp.fingerprint, cp.resume, format_of(&cp));
+        }
+        // A file already read under another identity: renamed while we were down, or copied.
+        if let Some(i) = self.saved.iter().position(|cp| cp.fingerprint.len >= FINGERPRINT_MIN_MATCH && starts_like(file, &cp.fingerprint)) {
+            let cp = self.saved.swap_remove(i);
+            return (cp.resume, format_of(&cp));
+        }
+        let live = self.files.values().map(|f| (f.fingerprint, f.framer.resume_point(), f.framer.format()));
+        let known: Vec<_> = self.retired.iter().copied().chain(live).collect();
+        if let Some((_, resume, format)) = known
+            .into_iter()
+            .find(|(fp, resume, _)| fp.len >= FINGERPRINT_MIN_MATCH && resume.offset <= len && starts_like(file, fp))
+        {
+            return (resume, format);
+        }
+        if !self.first_pass_done && self.cfg.start_at == StartAt::End {
+            // Skip to the next record start: the bytes before it belong to a record begun earlier.
+            return (
+                ResumePoint {
+                    offset: len,
+                    mid_line: false,
+                    skipping: true,
+                },
+                None,
+            );
+        }
+        (ResumePoint::default(), None)
+    }
+
+    fn retire(&mut self, fingerprint: Fingerprint, resume: ResumePoint, format: Option<FormatId>) {
+        if fingerprint.len >= FINGERPRINT_MIN_MATCH {
+            self.retired.push_back((fingerprint, resume, format));
+            while self.retired.len() > RETIRED_KEPT {
+                self.retired.pop_front();
+            }
+        }
+    }
+
+    fn close(&mut self, id: FileId, sink: &mut dyn Sink) -> Result<(), ()> {
+        let Some(mut f) = self.files.remove(&id) else { return Ok(()) };
+        let mut events = Vec::new();
+        f.framer.finish(&mut events);
+        self.retire(f.fingerprint, f.framer.resume_point(), f.framer.format());
+        tracing::info!(path = %f.path.display(), "stopped following log file");
+        self.log_malformed(&f.path, &events);
+        sink.send(Message::Batch(Batch {
+            events,
+            forget: Some(id),
+            ..Batch::default()
+        }))
+    }
+
+    /// Reads a followed file from where it stopped to its current end.
+    fn read(&mut self, id: FileId, sink: &mut dyn Sink) -> Result<(), ()> {
+        let Some(f) = self.files.get_mut(&id) else { return Ok(()) };
+        let len = match f.file.metadata() {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(()),
+        };
+        let mut events = Vec::new();
+        let changed = len != f.last_len;
+        let truncated = len < f.framer.fed_offset() || (changed && f.fingerprint.len > 0 && !starts_like(&f.file, &f.fingerprint));
+        if truncated {
+            events.push(Event::Truncated);
+            f.framer.finish(&mut events);
+            let (fp, resume, format) = (f.fingerprint, f.framer.resume_point(), f.framer.format());
+            f.framer = Framer::new(format, ResumePoint::default());
+            f.fingerprint = Fingerprint::default();
+            tracing::info!(path = %f.path.display(), "log file was truncated; reading it again from the start");
+            self.retire(fp, resume, format);
+        }
+        let Some(f) = self.files.get_mut(&id) else { return Ok(()) };
+        f.last_len = len;
+        loop {
+            let offset = f.framer.fed_offset();
+            let n = match f.file.read_at(&mut self.buf, offset) {
+                Ok(n) => n,
+                Err(e) => {
+                    if let Some(s) = self.io_log.allow() {
+                        tracing::warn!(path = %f.path.display(), error = %e, suppressed = s, "cannot read log file");
+                    }
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            f.framer.feed(&self.buf[..n], &mut events);
+            events.push(Event::BytesRead(n as u64));
+            if (f.fingerprint.len as usize) < FINGERPRINT_MAX {
+                if let Ok(fp) = fingerprint_of(&f.file, FINGERPRINT_MAX) {
+                    f.fingerprint = fp;
+                }
+            }
+            Self::log_malformed_with(&mut self.malformed_log, &f.path, &events);
+            sink.send(Message::Batch(Batch {
+                events: std::mem::take(&mut events),
+                checkpoint: Some(f.checkpoint(id)),
+                ..Batch::default()
+            }))?;
+        }
+        if !events.is_empty() {
+            let checkpoint = Some(f.checkpoint(id));
+            sink.send(Message::Batch(Batch {
+                events,
+                checkpoint,
+                ..Batch::default()
+            }))?;
+        }
+        Ok(())
+    }
+
+    fn log_malformed(&mut self, path: &std::path::Path, events: &[Event]) {
+        Self::log_malformed_with(&mut self.malformed_log, path, events);
+    }
+
+    fn log_malformed_with(limit: &mut RateLimitedLog, path: &std::path::Path, events: &[Event]) {
+        for e in events {
+            if let Event::Malformed { format, reason } = e {
+                if let Some(suppressed) = limit.allow() {
+                    tracing::warn!(
+                        path = %path.display(),
+                        format = formats::label(*format),
+                        reason = reason.as_str(),
+                        suppressed,
+                        "malformed audit record skipped"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::event::Action;
+    use crate::generate::{write_record, Generator, Layout, Record, Spec, Truth, DEFAULT_ACTIVE};
+    use crate::store::{Store, StoreConfig};
+
+    struct Rig {
+        dir: tempfile::TempDir,
+        tailer: Tailer,
+        store: Store,
+        records: Generator,
+        truth: Truth,
+    }
+
+    impl Rig {
+        fn new(pattern: &str, start_at: StartAt) -> Rig {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = TailerConfig {
+                patterns: vec![dir.path().join(pattern).display().to_string()],
+                format: None,
+                start_at,
+                poll_interval: Duration::from_millis(10),
+            };
+            let active: Vec<Action> = DEFAULT_ACTIVE.iter().map(|a| Action::from_name(a)).collect();
+            Rig {
+                dir,
+                tailer: Tailer::new(cfg),
+                store: Store::new(StoreConfig::new(14, 13, &active)),
+                records: Generator::new(Spec::default()),
+                truth: Truth::default(),
+            }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        /// Appends `n` records to `file`, counting them in the truth.
+        fn write(&mut self, file: &mut File, n: usize) {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let r: Record = self.records.next().unwrap();
+                self.truth.observe(&r, &DEFAULT_ACTIVE);
+                write_record(&mut out, Layout::Text, &r, 0).unwrap();
+            }
+            file.write_all(&out).unwrap();
+        }
+
+        fn append(&self, name: &str) -> File {
+            File::options().create(true).append(true).open(self.path(name)).unwrap()
+        }
+
+        fn poll(&mut self) {
+            let mut sink = Vec::new();
+            self.tailer.poll(&mut sink).unwrap();
+            for m in sink {
+                self.store.apply(m);
+            }
+        }
+
+        fn total(&self) -> u64 {
+            self.store.counters().audit.iter().map(|o| o[0] + o[1]).sum()
+        }
+
+        fn assert_exact(&self) {
+            let c = self.store.counters();
+            assert_eq!(self.total(), self.truth.records, "records counted");
+            for a in Action::ALL {
+                for ok in [false, true] {
+                    assert_eq!(c.audit[a.index()][ok as usize], self.truth.audit_count(a.as_str(), ok), "{a:?} {ok}");
+                }
+            }
+            let errors: u64 = c.parse_errors.iter().flatten().sum();
+            assert_eq!(errors, 0, "parse errors");
+        }
+    }
+
+    #[test]
+    fn rename_rotation_reads_the_old_file_to_its_end_then_the_new_one() {
+        let mut rig = Rig::new("audit.log", StartAt::Beginning);
+        let mut old = rig.append("audit.log");
+        rig.write(&mut old, 20);
+        rig.poll();
+        std::fs::rename(rig.path("audit.log"), rig.path("audit-1.log")).unwrap();
+        // The writer finishes a few records on the old handle after the rename.
+        rig.write(&mut old, 5);
+        let mut new = rig.append("audit.log");
+        rig.write(&mut new, 7);
+        rig.poll();
+        rig.write(&mut new, 3);
+        rig.poll();
+        rig.poll();
+        rig.assert_exact();
+        assert_eq!(rig.store.counters().rotations, 1);
+        assert_eq!(rig.tailer.files.len(), 1, "the rotated file is closed after the grace rounds");
+    }
+
+    #[test]
+    fn a_rotated_name_matched_by_the_glob_is_the_same_file_not_a_new_one() {
+        let mut rig = Rig::new("audit*.log", StartAt::Beginning);
+        let mut old = rig.append("audit.log");
+        rig.write(&mut old, 10);
+        rig.poll();
+        std::fs::rename(rig.path("audit.log"), rig.path("audit-2026-11-23-1.log")).unwrap();
+        rig.write(&mut old, 2);
+        let mut new = rig.append("audit.log");
+        rig.write(&mut new, 4);
+        rig.poll();
+        rig.assert_exact();
+        assert_eq!(rig.store.counters().rotations, 1);
+    }
+
+    #[test]
+    fn copytruncate_with_a_matched_copy_is_exact() {
+        let mut rig = Rig::new("audit.log*", StartAt::Beginning);
+        let mut live = rig.append("audit.log");
+        rig.write(&mut live, 10);
+        rig.poll();
+        // Written after our last read, then copied away and truncated.
+        rig.write(&mut live, 6);
+        std::fs::copy(rig.path("audit.log"), rig.path("audit.log.1")).unwrap();
+        live.set_len(0).unwrap();
+        rig.write(&mut live, 4);
+        rig.poll();
+        rig.poll();
+        rig.assert_exact();
+        assert_eq!(rig.store.counters().truncations, 1);
+    }
+
+    #[test]
+    fn truncation_is_seen_even_when_the_file_regrew_past_the_old_offset() {
+        let mut rig = Rig::new("audit.log", StartAt::Beginning);
+        let mut live = rig.append("audit.log");
+        rig.write(&mut live, 3);
+        rig.poll();
+        let before = rig.truth.records;
+        live.set_len(0).unwrap();
+        rig.truth = Truth::default();
+        rig.write(&mut live, 30);
+        rig.poll();
+        assert_eq!(rig.store.counters().truncations, 1);
+        assert_eq!(rig.total(), before + rig.truth.records);
+    }
+
+    #[test]
+    fn delete_and_recreate_and_files_that_appear_later() {
+        let mut rig = Rig::new("*.log", StartAt::Beginning);
+        rig.poll();
+        assert!(rig.store.is_ready(), "ready after a first pass, even over no files");
+        let mut a = rig.append("a.log");
+        rig.write(&mut a, 5);
+        rig.poll();
+        drop(a);
+        std::fs::remove_file(rig.path("a.log")).unwrap();
+        let mut a = rig.append("a.log");
+        rig.write(&mut a, 2);
+        let mut b = rig.append("b.log");
+        rig.write(&mut b, 3);
+        rig.poll();
+        rig.poll();
+        rig.assert_exact();
+    }
+
+    #[test]
+    fn partial_writes_are_parsed_once_whole_across_polls() {
+        let mut rig = Rig::new("audit.log", StartAt::Beginning);
+        let mut bytes = Vec::new();
+        for _ in 0..5 {
+            let r = rig.records.next().unwrap();
+            rig.truth.observe(&r, &DEFAULT_ACTIVE);
+            write_record(&mut bytes, Layout::Text, &r, 0).unwrap();
+        }
+        let mut f = rig.append("audit.log");
+        for piece in bytes.chunks(97) {
+            f.write_all(piece).unwrap();
+            rig.poll();
+        }
+        rig.assert_exact();
+        assert_eq!(rig.store.counters().bytes_read, bytes.len() as u64);
+    }
+
+    #[test]
+    fn start_at_end_skips_what_was_there_but_reads_files_created_later() {
+        let mut rig = Rig::new("*.log", StartAt::End);
+        let mut old = rig.append("a.log");
+        rig.write(&mut old, 5);
+        rig.truth = Truth::default();
+        rig.poll();
+        assert_eq!(rig.total(), 0);
+        rig.write(&mut old, 2);
+        let mut later = rig.append("b.log");
+        rig.write(&mut later, 3);
+        rig.poll();
+        rig.assert_exact();
+    }
+
+    #[test]
+    fn checkpoints_resume_a_file_renamed_while_down_exactly_once() {
+        let mut rig = Rig::new("audit*.log", StartAt::Beginning);
+        let mut f = rig.append("audit.log");
+        rig.write(&mut f, 8);
+        rig.poll();
+        let saved: Vec<FileCheckpoint> = rig.store.checkpoints().cloned().collect();
+        let counted = rig.total();
+        // "Down": the file is rotated to a new name and more is written.
+        std::fs::rename(rig.path("audit.log"), rig.path("audit-1.log")).unwrap();
+        rig.write(&mut f, 4);
+        let cfg = rig.tailer.cfg.clone();
+        rig.tailer = Tailer::new(cfg).with_checkpoints(saved);
+        rig.poll();
+        rig.assert_exact();
+        assert!(counted < rig.total());
+        assert_eq!(rig.store.counters().files_lost, 0);
+    }
+}
