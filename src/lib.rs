@@ -4,7 +4,12 @@
 //! [`event::Event`]s; the [`store`] applies them to counters and sketches and owns
 //! persistence; [`view`]s read immutable snapshots of the store.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod event;
 pub mod generate;
+pub mod process;
 pub mod source;
 pub mod store;
+pub mod view;

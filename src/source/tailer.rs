@@ -17,6 +17,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -128,6 +129,8 @@ pub struct Tailer {
     buf: Vec<u8>,
     malformed_log: RateLimitedLog,
     io_log: RateLimitedLog,
+    /// Checked between read chunks so a long backfill stops promptly.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 fn fingerprint_of(file: &File, len: usize) -> std::io::Result<Fingerprint> {
@@ -162,7 +165,17 @@ impl Tailer {
             buf: vec![0; READ_CHUNK],
             malformed_log: RateLimitedLog::new(Duration::from_secs(10)),
             io_log: RateLimitedLog::new(Duration::from_secs(30)),
+            stop: None,
         }
+    }
+
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Tailer {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// Continue from checkpoints of an earlier run.
@@ -256,6 +269,9 @@ impl Tailer {
         }
         order.sort();
         for (_, id) in order {
+            if self.stopping() {
+                return Ok(());
+            }
             self.read(id, sink)?;
         }
 
@@ -413,7 +429,11 @@ impl Tailer {
         }
         let Some(f) = self.files.get_mut(&id) else { return Ok(()) };
         f.last_len = len;
+        let stop = self.stop.clone();
         loop {
+            if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                break;
+            }
             let offset = f.framer.fed_offset();
             let n = match f.file.read_at(&mut self.buf, offset) {
                 Ok(n) => n,

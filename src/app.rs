@@ -1,0 +1,134 @@
+//! Wiring: sources → store → views, for the three commands.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::event::Message;
+use crate::source::tailer::{Sink, StartAt, Tailer, TailerConfig};
+use crate::store::{self, Published, Store, StoreConfig};
+use crate::view::http::{self, HttpApp};
+use crate::view::metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("a worker thread failed: {0}")]
+    Thread(String),
+}
+
+fn store_config(config: &Config) -> StoreConfig {
+    StoreConfig::new(config.sketch.precision, config.sketch.retain_months as usize, &config.active_actions())
+}
+
+fn tailer_config(config: &Config, patterns: Vec<String>, start_at: StartAt) -> TailerConfig {
+    TailerConfig {
+        patterns,
+        format: config.forced_format(),
+        start_at,
+        poll_interval: config.logs.poll_interval,
+    }
+}
+
+/// Applies messages straight to a store: replay needs no threads.
+impl Sink for Store {
+    fn send(&mut self, message: Message) -> Result<(), ()> {
+        self.apply(message);
+        Ok(())
+    }
+}
+
+/// Reads `files` once and returns the OpenMetrics exposition.
+pub fn replay(config: &Config, files: &[PathBuf]) -> String {
+    let patterns = files.iter().map(|f| glob::Pattern::escape(&f.display().to_string())).collect();
+    let mut tailer = Tailer::new(tailer_config(config, patterns, StartAt::Beginning));
+    let mut store = Store::new(store_config(config));
+    // Sending to a store cannot fail.
+    let _ = tailer.read_once(&mut store);
+    let published = Arc::new(Published::default());
+    published.store(store.view(store::now_ms()));
+    metrics::encode_openmetrics(&metrics::registry(published, None))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; running until killed");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The sidecar: follows the logs and serves the endpoints until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), AppError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<(), AppError> {
+    let addr = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| AppError::Listen { addr, source })?;
+    // The bound address, so `:0` (tests) reports the port chosen.
+    let addr = listener.local_addr().map_err(|source| AppError::Listen { addr, source })?;
+    tracing::info!(%addr, paths = ?config.logs.paths, "jans-exporter {} listening", env!("CARGO_PKG_VERSION"));
+
+    let published = Arc::new(Published::default());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Message>(64);
+    let store = Store::new(store_config(&config));
+    let store_published = Arc::clone(&published);
+    let store_thread = std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || store::run(store, rx, &store_published))
+        .map_err(|e| AppError::Thread(e.to_string()))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tailer = Tailer::new(tailer_config(&config, config.logs.paths.clone(), config.logs.start_at)).with_stop(Arc::clone(&stop));
+    let tailer_stop = Arc::clone(&stop);
+    let tailer_thread = std::thread::Builder::new()
+        .name("tailer".into())
+        .spawn(move || {
+            let mut tx = tx;
+            tailer.run(&mut tx, &tailer_stop);
+        })
+        .map_err(|e| AppError::Thread(e.to_string()))?;
+
+    let process: Arc<dyn metrics::ProcessInfo> = Arc::new(crate::process::ProcSelf);
+    let app = Arc::new(HttpApp {
+        registry: metrics::registry(Arc::clone(&published), Some(process)),
+        published,
+        readiness: Vec::new(),
+    });
+    http::serve(listener, app, shutdown_signal()).await;
+
+    stop.store(true, Ordering::Relaxed);
+    let joined = tokio::task::spawn_blocking(move || {
+        let tailer = tailer_thread.join();
+        let store = store_thread.join();
+        (tailer.is_ok(), store.is_ok())
+    })
+    .await;
+    match joined {
+        Ok((true, true)) => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        _ => Err(AppError::Thread("a worker panicked during shutdown".into())),
+    }
+}

@@ -1,0 +1,73 @@
+//! Command line (clap). Exit codes: 0 fine, 1 runtime failure, 2 bad configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app;
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(name = "jans-exporter", version, about = "Prometheus exporter sidecar for the Janssen auth server")]
+struct Cli {
+    /// TOML configuration file. Without one, the embedded default runs: the bundled
+    /// example logs, served on 127.0.0.1:9781.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Follow the logs and serve /metrics (the default).
+    Run,
+    /// Read files once from start to end, print the OpenMetrics exposition, exit.
+    Replay {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Validate and print the effective configuration, secrets redacted.
+    CheckConfig,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("jans-exporter: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            print!("{}", config.to_redacted_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Replay { files } => {
+            print!("{}", app::replay(&config, &files));
+            ExitCode::SUCCESS
+        }
+        Command::Run => match app::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("jans-exporter: {e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}

@@ -1,0 +1,266 @@
+//! Configuration: built-in defaults < TOML file < `JANS_EXPORTER_` environment
+//! (`__` nests: `JANS_EXPORTER_SERVER__LISTEN=0.0.0.0:9781`). Unknown keys are errors.
+//! Every key is documented in `docs/config.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::event::Action;
+use crate::source::formats;
+use crate::source::tailer::StartAt;
+
+/// Durations as humans write them: `250ms`, `10s`, `5m`.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like 250ms, 10s or 5m: {e}")))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub logs: LogsConfig,
+    pub sketch: SketchConfig,
+    pub active_users: ActiveUsersConfig,
+    pub state: StateConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of `/metrics` and the other endpoints.
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Paths or globs of audit logs to follow.
+    pub paths: Vec<String>,
+    /// `auto` or a format name (`jans-audit-text`, `jans-audit-json`).
+    pub format: String,
+    /// Where to start a file seen for the first time.
+    pub start_at: StartAt,
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SketchConfig {
+    /// HyperLogLog++ precision, 10–18: standard error ≈ 1.04 / sqrt(2^precision).
+    pub precision: u8,
+    pub retain_months: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveUsersConfig {
+    /// Successful records of these actions that name a user make that user active.
+    pub actions: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Folder of the durable snapshot.
+    pub dir: PathBuf,
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("{0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Defaults. `embedded` is the no-config-file demo: bundled logs, local state.
+    pub fn defaults(embedded: bool) -> Config {
+        let (paths, state_dir) = if embedded {
+            (vec!["examples/logs/*.log".to_string()], PathBuf::from(".jans-exporter-state"))
+        } else {
+            (
+                vec!["/opt/jans/jetty/jans-auth/logs/jans-auth_audit.log".to_string()],
+                PathBuf::from("/var/lib/jans-exporter"),
+            )
+        };
+        Config {
+            server: ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 9781)),
+            },
+            logs: LogsConfig {
+                paths,
+                format: "auto".into(),
+                start_at: StartAt::Beginning,
+                poll_interval: Duration::from_millis(250),
+            },
+            sketch: SketchConfig {
+                precision: 14,
+                retain_months: 13,
+            },
+            active_users: ActiveUsersConfig {
+                actions: crate::generate::DEFAULT_ACTIVE.iter().map(|s| s.to_string()).collect(),
+            },
+            state: StateConfig {
+                dir: state_dir,
+                flush_interval: Duration::from_secs(10),
+            },
+        }
+    }
+
+    /// Loads from the file (if any) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, Env::prefixed("JANS_EXPORTER_").split("__"))
+    }
+
+    pub fn load_with_env(file: Option<&Path>, env: Env) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::defaults(file.is_none())));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if !(10..=18).contains(&self.sketch.precision) {
+            return invalid("sketch.precision", format!("must be between 10 and 18, got {}", self.sketch.precision));
+        }
+        if !(1..=120).contains(&self.sketch.retain_months) {
+            return invalid("sketch.retain_months", format!("must be between 1 and 120, got {}", self.sketch.retain_months));
+        }
+        if self.logs.paths.is_empty() {
+            return invalid("logs.paths", "must list at least one path or glob".into());
+        }
+        if let Some(bad) = self.logs.paths.iter().find(|p| glob::Pattern::new(p).is_err()) {
+            return invalid("logs.paths", format!("`{bad}` is not a valid glob"));
+        }
+        if self.logs.format != "auto" && formats::id_of(&self.logs.format).is_none() {
+            let known: Vec<&str> = formats::ALL.iter().map(|f| f.name()).collect();
+            return invalid("logs.format", format!("`{}` is not auto or one of {}", self.logs.format, known.join(", ")));
+        }
+        let poll = self.logs.poll_interval;
+        if poll < Duration::from_millis(10) || poll > Duration::from_secs(10) {
+            return invalid("logs.poll_interval", "must be between 10ms and 10s".into());
+        }
+        if let Some(bad) = self.active_users.actions.iter().find(|a| Action::known(a).is_none()) {
+            return invalid("active_users.actions", format!("`{bad}` is not a known audit action"));
+        }
+        if self.state.flush_interval < Duration::from_millis(100) {
+            return invalid("state.flush_interval", "must be at least 100ms".into());
+        }
+        Ok(())
+    }
+
+    /// The format to force, or `None` to detect per file.
+    pub fn forced_format(&self) -> Option<crate::event::FormatId> {
+        formats::id_of(&self.logs.format)
+    }
+
+    pub fn active_actions(&self) -> Vec<Action> {
+        self.active_users.actions.iter().filter_map(|a| Action::known(a)).collect()
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[server]\nlisten = \"0.0.0.0:1234\"\n[logs]\npaths = [\"/x/*.log\"]\npoll_interval = \"100ms\"\n")?;
+            jail.set_env("JANS_EXPORTER_SKETCH__PRECISION", "16");
+            jail.set_env("JANS_EXPORTER_STATE__FLUSH_INTERVAL", "5m");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.listen.to_string(), "0.0.0.0:1234");
+            assert_eq!(c.logs.paths, vec!["/x/*.log"]);
+            assert_eq!(c.logs.poll_interval, Duration::from_millis(100));
+            assert_eq!(c.sketch.precision, 16);
+            assert_eq!(c.state.flush_interval, Duration::from_secs(300));
+            assert_eq!(c.state.dir, PathBuf::from("/var/lib/jans-exporter"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn no_file_is_the_embedded_default() {
+        figment::Jail::expect_with(|_| {
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c, Config::defaults(true));
+            assert_eq!(c.logs.paths, vec!["examples/logs/*.log"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let cases = [
+            ("[logs]\npathz = []\n", "pathz"),
+            ("[sketch]\nprecision = 20\n", "sketch.precision"),
+            ("[sketch]\nretain_months = 0\n", "sketch.retain_months"),
+            ("[logs]\nformat = \"syslog\"\n", "logs.format"),
+            ("[logs]\nstart_at = \"middle\"\n", "start_at"),
+            ("[logs]\npoll_interval = \"soon\"\n", "poll_interval"),
+            ("[active_users]\nactions = [\"LOGIN\"]\n", "active_users.actions"),
+            ("[nope]\n", "nope"),
+        ];
+        for (toml, key) in cases {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("c.toml", toml)?;
+                let err = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+                assert!(err.contains(key), "{toml:?} gave {err:?}");
+                Ok(())
+            });
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("JANS_EXPORTER_SERVER__LISTEN_PORT", "1");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("listen_port"), "{err}");
+            Ok(())
+        });
+        assert!(matches!(Config::load(Some(Path::new("/no/such.toml"))), Err(ConfigError::MissingFile(_))));
+    }
+
+    #[test]
+    fn the_shipped_config_file_is_valid_and_documents_the_defaults() {
+        figment::Jail::expect_with(|_| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jans-exporter.toml");
+            let c = Config::load(Some(&path)).map_err(|e| e.to_string())?;
+            assert_eq!(c.sketch.precision, 14);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,224 @@
+//! The HTTP endpoints (hyper 1): `/metrics`, `/healthz`, `/readyz` and a landing page.
+//!
+//! Every response is built from the store's last published view, so a scrape never
+//! waits on ingestion. Connections are capped, headers bounded and timed out, request
+//! bodies never read.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::metrics::{encode_openmetrics, openmetrics_to_prometheus_text, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::store::Published;
+
+/// Open connections at most; further ones wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// Request line and headers must fit here (hyper's minimum is 8 KiB).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// In-flight requests get this long after a shutdown signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Extra readiness conditions beyond the first pass over the logs (e.g. state saving).
+pub trait Readiness: Send + Sync + 'static {
+    /// `Err(reason)` when not ready.
+    fn check(&self) -> Result<(), String>;
+}
+
+pub struct HttpApp {
+    pub registry: Registry,
+    pub published: Arc<Published>,
+    pub readiness: Vec<Box<dyn Readiness>>,
+}
+
+type Body = Full<Bytes>;
+
+fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// The q-value a header gives to media types or codings matching `wanted`.
+fn quality(headers: &HeaderMap, name: hyper::header::HeaderName, wanted: impl Fn(&str) -> bool) -> Option<f32> {
+    let mut best: Option<f32> = None;
+    for value in headers.get_all(name) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let item = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            if !wanted(&item) {
+                continue;
+            }
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            best = Some(best.map_or(q, |b| b.max(q)));
+        }
+    }
+    best
+}
+
+/// OpenMetrics when the scraper accepts it at least as much as 0.0.4 text.
+pub fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    let om = quality(headers, ACCEPT, |t| t == "application/openmetrics-text").unwrap_or(0.0);
+    let text = quality(headers, ACCEPT, |t| t == "text/plain").unwrap_or(0.0);
+    om > 0.0 && om >= text
+}
+
+fn wants_gzip(headers: &HeaderMap) -> bool {
+    quality(headers, ACCEPT_ENCODING, |c| c == "gzip" || c == "x-gzip").is_some_and(|q| q > 0.0)
+}
+
+fn gzip(body: &[u8]) -> Option<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+    enc.write_all(body).ok()?;
+    enc.finish().ok()
+}
+
+impl HttpApp {
+    fn metrics(&self, headers: &HeaderMap) -> Response<Body> {
+        let om = encode_openmetrics(&self.registry);
+        let (content_type, body) = if wants_openmetrics(headers) {
+            (OPENMETRICS_CONTENT_TYPE, om)
+        } else {
+            (TEXT_CONTENT_TYPE, openmetrics_to_prometheus_text(&om))
+        };
+        let mut r = match wants_gzip(headers).then(|| gzip(body.as_bytes())).flatten() {
+            Some(zipped) => {
+                let mut r = response(StatusCode::OK, content_type, zipped);
+                r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r
+            }
+            None => response(StatusCode::OK, content_type, body),
+        };
+        r.headers_mut().insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+        r
+    }
+
+    fn readyz(&self) -> Response<Body> {
+        let mut problems = Vec::new();
+        if !self.published.load().ready {
+            problems.push("first pass over the log files not finished".to_string());
+        }
+        problems.extend(self.readiness.iter().filter_map(|r| r.check().err()));
+        if problems.is_empty() {
+            response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+        } else {
+            response(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", format!("not ready: {}\n", problems.join("; ")))
+        }
+    }
+
+    fn landing(&self) -> Response<Body> {
+        let version = env!("CARGO_PKG_VERSION");
+        let body = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>jans-exporter</title></head>\n<body>\n<h1>jans-exporter {version}</h1>\n<p>Prometheus exporter sidecar for the Janssen auth server.</p>\n<ul>\n<li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n<li><a href=\"/healthz\">/healthz</a> (alive)</li>\n<li><a href=\"/readyz\">/readyz</a> (first pass over the logs done)</li>\n</ul>\n</body></html>\n"
+        );
+        response(StatusCode::OK, "text/html; charset=utf-8", body)
+    }
+
+    pub fn route(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
+        let known = matches!(path, "/" | "/metrics" | "/healthz" | "/readyz");
+        if !known {
+            return response(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
+        }
+        if method != Method::GET && method != Method::HEAD {
+            let mut r = response(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n");
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        match path {
+            "/metrics" => self.metrics(headers),
+            "/healthz" => response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+            "/readyz" => self.readyz(),
+            _ => self.landing(),
+        }
+    }
+}
+
+async fn handle(app: Arc<HttpApp>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    Ok(app.route(req.method(), req.uri().path(), req.headers()))
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded).
+pub async fn serve(listener: TcpListener, app: Arc<HttpApp>, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    tokio::pin!(shutdown);
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let app = Arc::clone(&app);
+        let service = hyper::service::service_fn(move |req| handle(Arc::clone(&app), req));
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections did not finish in time");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn negotiates_openmetrics_like_prometheus_asks() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(wants_openmetrics(&headers(&[("accept", prometheus)])));
+        assert!(!wants_openmetrics(&headers(&[])));
+        assert!(!wants_openmetrics(&headers(&[("accept", "text/plain")])));
+        assert!(!wants_openmetrics(&headers(&[("accept", "application/openmetrics-text;q=0")])));
+        assert!(!wants_openmetrics(&headers(&[("accept", "application/openmetrics-text;q=0.2, text/plain")])));
+    }
+
+    #[test]
+    fn gzip_only_when_asked() {
+        assert!(wants_gzip(&headers(&[("accept-encoding", "gzip, deflate")])));
+        assert!(!wants_gzip(&headers(&[("accept-encoding", "gzip;q=0")])));
+        assert!(!wants_gzip(&headers(&[])));
+    }
+}

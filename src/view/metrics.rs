@@ -1,0 +1,255 @@
+//! `/metrics`: the store's view as OpenMetrics 1.0 (prometheus-client) or, for
+//! scrapers that do not ask for OpenMetrics and for `promtool check metrics`, as
+//! Prometheus text 0.0.4. Every metric is listed in `docs/metrics.md`.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::event::{Action, MalformedReason};
+use crate::source::formats;
+use crate::store::{Published, View, OUTCOMES, TOKEN_KINDS};
+
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Figures about the process itself, read at scrape time.
+pub trait ProcessInfo: Send + Sync + std::fmt::Debug + 'static {
+    /// (name without prefix, help, unit, value, is_counter)
+    fn sample(&self) -> Vec<(&'static str, &'static str, Option<Unit>, f64, bool)>;
+}
+
+/// Encodes one consistent [`View`] per scrape.
+#[derive(Debug)]
+pub struct ViewCollector {
+    published: Arc<Published>,
+    version: &'static str,
+    process: Option<Arc<dyn ProcessInfo>>,
+}
+
+type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+fn counter_family<'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    samples: impl IntoIterator<Item = (Labels<'a>, u64)>,
+) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, unit, prometheus_client::metrics::MetricType::Counter)?;
+    for (labels, value) in samples {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One unlabelled counter (an empty label set would render as `name{}`).
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<&Unit>, value: u64) -> std::fmt::Result {
+    let family = enc.encode_descriptor(name, help, unit, prometheus_client::metrics::MetricType::Counter)?;
+    ConstCounter::new(value).encode(family)
+}
+
+/// One unlabelled gauge.
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<&Unit>, value: f64) -> std::fmt::Result {
+    let family = enc.encode_descriptor(name, help, unit, prometheus_client::metrics::MetricType::Gauge)?;
+    ConstGauge::new(value).encode(family)
+}
+
+fn gauge_family<'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
+) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, unit, prometheus_client::metrics::MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl ViewCollector {
+    pub fn new(published: Arc<Published>, process: Option<Arc<dyn ProcessInfo>>) -> ViewCollector {
+        ViewCollector {
+            published,
+            version: env!("CARGO_PKG_VERSION"),
+            process,
+        }
+    }
+
+    fn encode_view(&self, v: &View, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let c = &v.counters;
+        counter_family(
+            enc,
+            "jans_audit_events",
+            "Audit log records by action and outcome; action is a known upstream action or other",
+            None,
+            Action::ALL.iter().flat_map(|a| {
+                (0..2).map(move |ok| (vec![("action", a.as_str()), ("outcome", OUTCOMES[ok])], c.audit[a.index()][ok]))
+            }),
+        )?;
+        counter_family(
+            enc,
+            "jans_token_requests",
+            "TOKEN_REQUEST audit records; kind is user when the record names a user, machine when not (client credentials)",
+            None,
+            (0..2).flat_map(|k| (0..2).map(move |ok| (vec![("kind", TOKEN_KINDS[k]), ("outcome", OUTCOMES[ok])], c.token_requests[k][ok]))),
+        )?;
+        gauge_family(
+            enc,
+            "jans_active_users",
+            "Distinct active users in the current UTC day, ISO week and calendar month (HyperLogLog++ estimate)",
+            None,
+            ["day", "week", "month"].iter().zip(v.active_current).map(|(p, n)| (vec![("period", *p)], n as f64)),
+        )?;
+        let months: Vec<(String, u64)> = v.monthly.iter().map(|(m, n)| (m.to_string(), *n)).collect();
+        gauge_family(
+            enc,
+            "jans_monthly_active_users",
+            "Distinct active users per retained UTC calendar month YYYYMM (HyperLogLog++ estimate)",
+            None,
+            months.iter().map(|(m, n)| (vec![("month", m.as_str())], *n as f64)),
+        )?;
+
+        gauge_family(
+            enc,
+            "jans_exporter_build_info",
+            "Build of the running exporter; always 1",
+            None,
+            [(vec![("version", self.version)], 1.0)],
+        )?;
+        counter_family(
+            enc,
+            "jans_exporter_records",
+            "Well-formed audit records read, by log format",
+            None,
+            formats::ALL.iter().enumerate().map(|(i, f)| (vec![("format", f.name())], c.records[i])),
+        )?;
+        counter_family(
+            enc,
+            "jans_exporter_parse_errors",
+            "Malformed audit records and stray lines skipped, by log format (unknown before detection) and reason",
+            None,
+            (0..=formats::COUNT).flat_map(|slot| {
+                let format = if slot == 0 { None } else { Some((slot - 1) as u8) };
+                MalformedReason::ALL.iter().map(move |r| {
+                    (vec![("format", formats::label(format)), ("reason", r.as_str())], c.parse_errors[slot][*r as usize])
+                })
+            }),
+        )?;
+        counter(enc, "jans_exporter_log_read", "Bytes read from log files", Some(&Unit::Bytes), c.bytes_read)?;
+        counter(enc, "jans_exporter_log_rotations", "Log files replaced at a followed path (rename or delete and re-create)", None, c.rotations)?;
+        counter(enc, "jans_exporter_log_truncations", "Followed log files truncated in place (copytruncate) and read again from the start", None, c.truncations)?;
+        counter(enc, "jans_exporter_log_files_lost", "Checkpointed log files not found again after a restart (rotated away and deleted while down)", None, c.files_lost)?;
+        counter(enc, "jans_exporter_records_outside_retention", "Active-user records older than every retained month, left out of the sketches", None, c.outside_retention)?;
+        gauge(enc, "jans_exporter_log_files", "Log files followed now", None, v.tail.files as f64)?;
+        gauge(enc, "jans_exporter_log_lag", "Bytes written to followed log files and not yet read", Some(&Unit::Bytes), v.tail.lag_bytes as f64)?;
+        if let Some(ms) = c.last_record_ms {
+            gauge(
+                enc,
+                "jans_exporter_last_record_timestamp",
+                "Newest audit record time seen (the record's own timestamp), in seconds since the epoch",
+                Some(&Unit::Seconds),
+                ms as f64 / 1000.0,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for ViewCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let view = self.published.load();
+        self.encode_view(&view, &mut enc)?;
+        if let Some(process) = &self.process {
+            for (name, help, unit, value, is_counter) in process.sample() {
+                let name = format!("jans_exporter_{name}");
+                if is_counter {
+                    let family = enc.encode_descriptor(&name, help, unit.as_ref(), prometheus_client::metrics::MetricType::Counter)?;
+                    ConstCounter::new(value).encode(family)?;
+                } else {
+                    gauge(&mut enc, &name, help, unit.as_ref(), value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A registry holding the view collector; build once, encode per scrape.
+pub fn registry(published: Arc<Published>, process: Option<Arc<dyn ProcessInfo>>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ViewCollector::new(published, process)));
+    registry
+}
+
+/// OpenMetrics 1.0 text, ending in `# EOF`.
+pub fn encode_openmetrics(registry: &Registry) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
+/// Rewrites OpenMetrics text as Prometheus text 0.0.4: counter families are named
+/// after their `_total` samples, `# UNIT` and `# EOF` are dropped.
+pub fn openmetrics_to_prometheus_text(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut pending_help: Option<(&str, &str)> = None;
+    for line in om.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            pending_help = Some((name, help));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" if !name.ends_with("_total") => (format!("{name}_total"), "counter"),
+                "unknown" => (name.to_string(), "untyped"),
+                "info" => (format!("{name}_info"), "gauge"),
+                other => (name.to_string(), other),
+            };
+            if let Some((_, help)) = pending_help.take() {
+                out.push_str(&format!("# HELP {name} {help}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+        } else if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_counters_units_and_eof() {
+        let om = "# HELP a_bytes Bytes.\n# TYPE a_bytes counter\n# UNIT a_bytes bytes\na_bytes_total 5\n# HELP g G.\n# TYPE g gauge\ng{x=\"1\"} 2.5\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(om),
+            "# HELP a_bytes_total Bytes.\n# TYPE a_bytes_total counter\na_bytes_total 5\n# HELP g G.\n# TYPE g gauge\ng{x=\"1\"} 2.5\n"
+        );
+    }
+
+    #[test]
+    fn an_empty_store_exposes_every_family_with_zeroes() {
+        let published = Arc::new(Published::default());
+        let om = encode_openmetrics(&registry(published, None));
+        assert!(om.ends_with("# EOF\n"));
+        assert!(om.contains("jans_audit_events_total{action=\"TOKEN_REQUEST\",outcome=\"failure\"} 0\n"));
+        assert!(om.contains("jans_token_requests_total{kind=\"machine\",outcome=\"success\"} 0\n"));
+        assert!(om.contains("jans_active_users{period=\"month\"} 0.0\n"));
+        assert!(om.contains("jans_exporter_log_read_bytes_total 0\n"));
+        assert!(om.contains(&format!("jans_exporter_build_info{{version=\"{}\"}} 1.0\n", env!("CARGO_PKG_VERSION"))));
+        assert!(!om.contains("last_record_timestamp"), "no record seen, no timestamp");
+    }
+}

@@ -1,0 +1,4 @@
+//! Views: read the store's published [`crate::store::View`]; never write to it.
+
+pub mod http;
+pub mod metrics;
