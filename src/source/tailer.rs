@@ -3,16 +3,17 @@
 //!
 //! Every poll (at least every 250 ms; inotify is not used because it misses events on
 //! many Kubernetes volumes) it expands the globs, then:
-//! - a file that is no longer at any matched path (renamed away or deleted) is read to
-//!   its end, kept one more round for a writer that is still finishing, then closed;
-//! - a new identity at a path that named another file is a rotation: it is read from 0
-//!   (or from a saved checkpoint, see [`Tailer::with_checkpoints`]);
-//! - a file shorter than what was read, or whose first bytes changed, was truncated
-//!   (copytruncate): it is read again from 0;
-//! - a new file whose first bytes match a file already read (the copy that copytruncate
-//!   makes, or a file renamed while the exporter was down) resumes where that one stopped.
+//! - a followed file that leaves its path (renamed or deleted) is a rotation; if no
+//!   matched path names it any more it is read to its end, kept one more round for a
+//!   writer that is still finishing, then closed;
+//! - a new file is read from 0, or from a saved checkpoint (see [`Tailer::with_checkpoints`]);
+//! - a file that shrank, or whose first bytes changed, was truncated (copytruncate): it
+//!   is read again from 0;
+//! - a new file that starts like a file already read (the copy copytruncate makes, even
+//!   half-written, or a file renamed while the exporter was down) resumes where that
+//!   one stopped. Files under 64 bytes are not opened until they can be told apart.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
@@ -28,10 +29,11 @@ use crate::event::{Batch, Event, FileCheckpoint, FileId, Fingerprint, FormatId, 
 
 /// Read size; one batch per chunk keeps the channel's memory bounded.
 const READ_CHUNK: usize = 64 * 1024;
-/// Bytes of a file's start that make its fingerprint.
-const FINGERPRINT_MAX: usize = 1024;
-/// Shorter fingerprints are too weak to recognise a copy by.
-const FINGERPRINT_MIN_MATCH: u32 = 64;
+/// Bytes of a file's start kept to recognise it.
+const HEAD_BYTES: usize = 1024;
+/// A shorter common start is too weak to recognise a copy by; newer files this small
+/// are not opened yet (no record is this short).
+const MIN_MATCH: usize = 64;
 /// Positions of files no longer followed, kept to recognise their copies.
 const RETIRED_KEPT: usize = 64;
 /// Polls a vanished file is still read before it is closed.
@@ -76,7 +78,8 @@ struct Followed {
     path: PathBuf,
     file: File,
     framer: Framer,
-    fingerprint: Fingerprint,
+    /// The file's first bytes (up to [`HEAD_BYTES`]): detects truncation and copies.
+    head: Vec<u8>,
     last_len: u64,
     missing_rounds: u8,
 }
@@ -86,7 +89,7 @@ impl Followed {
         FileCheckpoint {
             id,
             path: self.path.display().to_string(),
-            fingerprint: self.fingerprint,
+            fingerprint: fingerprint(&self.head),
             resume: self.framer.resume_point(),
             format: self.framer.format().map(|f| formats::by_id(f).name().to_string()),
         }
@@ -124,7 +127,7 @@ pub struct Tailer {
     files: BTreeMap<FileId, Followed>,
     /// Saved checkpoints not yet matched to a file.
     saved: Vec<FileCheckpoint>,
-    retired: VecDeque<(Fingerprint, ResumePoint, Option<FormatId>)>,
+    retired: VecDeque<Retired>,
     first_pass_done: bool,
     buf: Vec<u8>,
     malformed_log: RateLimitedLog,
@@ -133,7 +136,16 @@ pub struct Tailer {
     stop: Option<Arc<AtomicBool>>,
 }
 
-fn fingerprint_of(file: &File, len: usize) -> std::io::Result<Fingerprint> {
+/// A file no longer followed (rotated away, closed, truncated): where it stopped.
+#[derive(Clone, Debug)]
+struct Retired {
+    head: Vec<u8>,
+    resume: ResumePoint,
+    format: Option<FormatId>,
+}
+
+/// Reads up to `len` bytes from the start of `file`.
+fn read_head(file: &File, len: usize) -> std::io::Result<Vec<u8>> {
     let mut head = vec![0u8; len];
     let mut filled = 0;
     while filled < len {
@@ -143,15 +155,27 @@ fn fingerprint_of(file: &File, len: usize) -> std::io::Result<Fingerprint> {
         }
         filled += n;
     }
-    Ok(Fingerprint {
-        len: filled as u32,
-        hash: xxhash_rust::xxh3::xxh3_64(&head[..filled]),
-    })
+    head.truncate(filled);
+    Ok(head)
 }
 
-/// Whether `file` starts with the bytes `fp` was taken from.
-fn starts_like(file: &File, fp: &Fingerprint) -> bool {
-    fingerprint_of(file, fp.len as usize).is_ok_and(|now| now == *fp)
+fn fingerprint(head: &[u8]) -> Fingerprint {
+    Fingerprint {
+        len: head.len() as u32,
+        hash: xxhash_rust::xxh3::xxh3_64(head),
+    }
+}
+
+/// Whether `file` starts with the bytes a saved fingerprint was taken from.
+fn matches_fingerprint(file: &File, fp: &Fingerprint) -> bool {
+    fp.len as usize >= MIN_MATCH && read_head(file, fp.len as usize).is_ok_and(|h| fingerprint(&h) == *fp)
+}
+
+/// Whether a file starting with `candidate` is (a possibly still growing copy of) the
+/// file that started with `known`.
+fn same_start(candidate: &[u8], known: &[u8]) -> bool {
+    let n = candidate.len().min(known.len());
+    n >= MIN_MATCH && candidate[..n] == known[..n]
 }
 
 impl Tailer {
@@ -200,7 +224,7 @@ impl Tailer {
     /// Reads every matched file to its end once and closes them: files are final
     /// (`replay`), so a record left open at the end is counted as unterminated.
     pub fn read_once(&mut self, sink: &mut dyn Sink) -> Result<(), ()> {
-        self.poll(sink)?;
+        self.poll_files(sink, true)?;
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         for id in ids {
             self.close(id, sink)?;
@@ -238,12 +262,23 @@ impl Tailer {
 
     /// One poll over every file.
     pub fn poll(&mut self, sink: &mut dyn Sink) -> Result<(), ()> {
+        self.poll_files(sink, false)
+    }
+
+    /// `final_pass`: files are complete (replay): open even the smallest.
+    fn poll_files(&mut self, sink: &mut dyn Sink, final_pass: bool) -> Result<(), ()> {
         let found = self.discover();
-        let previous: HashMap<PathBuf, FileId> = self.files.iter().map(|(id, f)| (f.path.clone(), *id)).collect();
 
         // Files gone from every matched path: finish them before their successors.
         let vanished: Vec<FileId> = self.files.keys().filter(|id| !found.contains_key(id)).copied().collect();
         for id in vanished {
+            let first_miss = self.files.get(&id).is_some_and(|f| f.missing_rounds == 0);
+            if first_miss {
+                sink.send(Message::Batch(Batch {
+                    events: vec![Event::Rotated],
+                    ..Batch::default()
+                }))?;
+            }
             self.read(id, sink)?;
             if let Some(f) = self.files.get_mut(&id) {
                 f.missing_rounds += 1;
@@ -257,13 +292,18 @@ impl Tailer {
         for (id, (path, len)) in found {
             match self.files.get_mut(&id) {
                 Some(f) => {
-                    f.path.clone_from(&path);
+                    if f.path != path {
+                        // Renamed to another matched name (e.g. `audit-2026-11-23-1.log`).
+                        f.path.clone_from(&path);
+                        sink.send(Message::Batch(Batch {
+                            events: vec![Event::Rotated],
+                            ..Batch::default()
+                        }))?;
+                    }
                     f.missing_rounds = 0;
                 }
-                None => {
-                    let rotated = previous.get(&path).is_some_and(|old| *old != id);
-                    self.open(id, &path, len, rotated, sink)?;
-                }
+                None if len < MIN_MATCH as u64 && !final_pass => continue,
+                None => self.open(id, &path, len, sink)?,
             }
             order.push((path, id));
         }
@@ -309,7 +349,7 @@ impl Tailer {
             .sum()
     }
 
-    fn open(&mut self, id: FileId, path: &PathBuf, len: u64, rotated: bool, sink: &mut dyn Sink) -> Result<(), ()> {
+    fn open(&mut self, id: FileId, path: &PathBuf, len: u64, sink: &mut dyn Sink) -> Result<(), ()> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) => {
@@ -320,11 +360,8 @@ impl Tailer {
             }
         };
         let mut events = Vec::new();
-        if rotated {
-            events.push(Event::Rotated);
-        }
-        let (start, format) = self.start_point(id, &file, len, &mut events);
-        let fingerprint = fingerprint_of(&file, FINGERPRINT_MAX).unwrap_or_default();
+        let head = read_head(&file, HEAD_BYTES).unwrap_or_default();
+        let (start, format) = self.start_point(id, &file, &head, len, &mut events);
         tracing::info!(path = %path.display(), offset = start.offset, "following log file");
         self.files.insert(
             id,
@@ -332,7 +369,7 @@ impl Tailer {
                 path: path.clone(),
                 file,
                 framer: Framer::new(format.or(self.cfg.format), start),
-                fingerprint,
+                head,
                 last_len: len,
                 missing_rounds: 0,
             },
@@ -345,30 +382,28 @@ impl Tailer {
         }))
     }
 
-    /// Where to start reading a newly seen file.
-    fn start_point(&mut self, id: FileId, file: &File, len: u64, events: &mut Vec<Event>) -> (ResumePoint, Option<FormatId>) {
+    /// Where to start reading a newly seen file that starts with `head`.
+    fn start_point(&mut self, id: FileId, file: &File, head: &[u8], len: u64, events: &mut Vec<Event>) -> (ResumePoint, Option<FormatId>) {
         let format_of = |cp: &FileCheckpoint| cp.format.as_deref().and_then(formats::id_of);
         // The same file as before a restart.
         if let Some(i) = self.saved.iter().position(|cp| cp.id == id) {
             let cp = self.saved.swap_remove(i);
-            if starts_like(file, &cp.fingerprint) && cp.resume.offset <= len {
+            if matches_fingerprint(file, &cp.fingerprint) && cp.resume.offset <= len {
                 return (cp.resume, format_of(&cp));
             }
             // Same inode, other content: truncated (or re-used) while we were down.
             events.push(Event::Truncated);
-            self.retire(cp.fingerprint, cp.resume, format_of(&cp));
         }
-        // A file already read under another identity: renamed while we were down, or copied.
-        if let Some(i) = self.saved.iter().position(|cp| cp.fingerprint.len >= FINGERPRINT_MIN_MATCH && starts_like(file, &cp.fingerprint)) {
+        // A file read before a restart under another identity: renamed while we were down, or copied.
+        if let Some(i) = self.saved.iter().position(|cp| matches_fingerprint(file, &cp.fingerprint)) {
             let cp = self.saved.swap_remove(i);
             return (cp.resume, format_of(&cp));
         }
-        let live = self.files.values().map(|f| (f.fingerprint, f.framer.resume_point(), f.framer.format()));
-        let known: Vec<_> = self.retired.iter().copied().chain(live).collect();
-        if let Some((_, resume, format)) = known
-            .into_iter()
-            .find(|(fp, resume, _)| fp.len >= FINGERPRINT_MIN_MATCH && resume.offset <= len && starts_like(file, fp))
-        {
+        // A copy of a file being (or recently) read, possibly still being written: resume
+        // where the original stopped; reads wait until the copy grows past that point.
+        let live = self.files.values().map(|f| (f.head.as_slice(), f.framer.resume_point(), f.framer.format()));
+        let retired = self.retired.iter().map(|r| (r.head.as_slice(), r.resume, r.format));
+        if let Some((_, resume, format)) = live.chain(retired).find(|(known, _, _)| same_start(head, known)) {
             return (resume, format);
         }
         if !self.first_pass_done && self.cfg.start_at == StartAt::End {
@@ -385,9 +420,9 @@ impl Tailer {
         (ResumePoint::default(), None)
     }
 
-    fn retire(&mut self, fingerprint: Fingerprint, resume: ResumePoint, format: Option<FormatId>) {
-        if fingerprint.len >= FINGERPRINT_MIN_MATCH {
-            self.retired.push_back((fingerprint, resume, format));
+    fn retire(&mut self, head: Vec<u8>, resume: ResumePoint, format: Option<FormatId>) {
+        if head.len() >= MIN_MATCH {
+            self.retired.push_back(Retired { head, resume, format });
             while self.retired.len() > RETIRED_KEPT {
                 self.retired.pop_front();
             }
@@ -398,7 +433,8 @@ impl Tailer {
         let Some(mut f) = self.files.remove(&id) else { return Ok(()) };
         let mut events = Vec::new();
         f.framer.finish(&mut events);
-        self.retire(f.fingerprint, f.framer.resume_point(), f.framer.format());
+        let (resume, format) = (f.framer.resume_point(), f.framer.format());
+        self.retire(std::mem::take(&mut f.head), resume, format);
         tracing::info!(path = %f.path.display(), "stopped following log file");
         self.log_malformed(&f.path, &events);
         sink.send(Message::Batch(Batch {
@@ -417,15 +453,16 @@ impl Tailer {
         };
         let mut events = Vec::new();
         let changed = len != f.last_len;
-        let truncated = len < f.framer.fed_offset() || (changed && f.fingerprint.len > 0 && !starts_like(&f.file, &f.fingerprint));
-        if truncated {
+        let rewritten = changed && !f.head.is_empty() && read_head(&f.file, f.head.len()).is_ok_and(|now| now != f.head);
+        // Shrunk since last seen, or its start rewritten. (Shorter than the resume point
+        // alone is a copy still being written: wait for it to grow.)
+        if len < f.last_len || rewritten {
             events.push(Event::Truncated);
             f.framer.finish(&mut events);
-            let (fp, resume, format) = (f.fingerprint, f.framer.resume_point(), f.framer.format());
+            let (head, resume, format) = (std::mem::take(&mut f.head), f.framer.resume_point(), f.framer.format());
             f.framer = Framer::new(format, ResumePoint::default());
-            f.fingerprint = Fingerprint::default();
             tracing::info!(path = %f.path.display(), "log file was truncated; reading it again from the start");
-            self.retire(fp, resume, format);
+            self.retire(head, resume, format);
         }
         let Some(f) = self.files.get_mut(&id) else { return Ok(()) };
         f.last_len = len;
@@ -449,9 +486,9 @@ impl Tailer {
             }
             f.framer.feed(&self.buf[..n], &mut events);
             events.push(Event::BytesRead(n as u64));
-            if (f.fingerprint.len as usize) < FINGERPRINT_MAX {
-                if let Ok(fp) = fingerprint_of(&f.file, FINGERPRINT_MAX) {
-                    f.fingerprint = fp;
+            if f.head.len() < HEAD_BYTES {
+                if let Ok(head) = read_head(&f.file, HEAD_BYTES) {
+                    f.head = head;
                 }
             }
             Self::log_malformed_with(&mut self.malformed_log, &f.path, &events);
@@ -623,6 +660,31 @@ mod tests {
         rig.poll();
         rig.assert_exact();
         assert_eq!(rig.store.counters().truncations, 1);
+    }
+
+    #[test]
+    fn a_copy_found_while_still_being_written_resumes_where_the_original_stopped() {
+        let mut rig = Rig::new("audit.log*", StartAt::Beginning);
+        let mut live = rig.append("audit.log");
+        rig.write(&mut live, 10);
+        rig.poll();
+        rig.write(&mut live, 6);
+        let original = std::fs::read(rig.path("audit.log")).unwrap();
+        // copytruncate, caught mid-copy: 300 bytes copied so far.
+        let mut copy = rig.append("audit.log.1");
+        copy.write_all(&original[..300]).unwrap();
+        live.set_len(0).unwrap();
+        rig.write(&mut live, 4);
+        rig.poll();
+        copy.write_all(&original[300..]).unwrap();
+        rig.poll();
+        rig.poll();
+        rig.assert_exact();
+        // A brand-new tiny file is not opened until it can be told apart from a copy.
+        let mut tiny = rig.append("audit.log.2");
+        tiny.write_all(b"2026").unwrap();
+        rig.poll();
+        assert_eq!(rig.tailer.files.len(), 2);
     }
 
     #[test]
