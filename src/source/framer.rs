@@ -159,6 +159,10 @@ impl Framer {
 
     /// Handles the line at `pos`. Returns false when more bytes are needed.
     fn scan_line_start(&mut self, out: &mut Vec<Event>) -> bool {
+        // A run of NULs is the hole copytruncate leaves when the writer does not append:
+        // skip it so the record written after it is still found.
+        let nuls = self.buf[self.pos..].iter().take_while(|b| **b == 0).count();
+        self.pos += nuls;
         let rest = &self.buf[self.pos..];
         if rest.is_empty() {
             return false;
@@ -526,6 +530,16 @@ mod tests {
             rest.feed(&bytes[at.offset as usize..], &mut first);
             assert_eq!(first, whole, "resume after cut {cut} at {at:?}");
         }
+    }
+
+    #[test]
+    fn a_hole_of_nuls_before_a_record_is_skipped() {
+        let (bytes, _) = records(2, Layout::Text);
+        let mut holed = vec![0u8; 5000];
+        holed.extend_from_slice(&bytes);
+        let (events, _) = frame(&[&holed[..2500], &holed[2500..]], None);
+        assert_eq!(malformed(&events), vec![]);
+        assert_eq!(audits(&events).len(), 2);
     }
 
     #[test]

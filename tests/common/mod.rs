@@ -1,0 +1,180 @@
+//! Test harness: starts the real binary on 127.0.0.1 with an ephemeral port, talks to
+//! it over loopback with bounded timeouts, and always stops it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_jans-exporter");
+
+pub struct Exporter {
+    child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+/// Polls `f` until it returns `Some`, at most `limit`.
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.1 client for loopback tests (Content-Length bodies).
+pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(Response { status, headers, body: raw[split + 4..].to_vec() })
+}
+
+impl Exporter {
+    /// Starts `jans-exporter run --config <config>` and waits until it listens.
+    pub fn start(config: &Path) -> Exporter {
+        Self::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Exporter {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"]).arg(config).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start jans-exporter");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = wait_for(Duration::from_secs(20), || {
+            log.lock().unwrap().iter().find_map(|l| {
+                let rest = l.split("addr=").nth(1)?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+        });
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!("exporter did not start listening:\n{}", log.lock().unwrap().join("\n"));
+        };
+        Exporter { child, addr, log }
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        http(self.addr, "GET", path, headers, b"").expect("http get")
+    }
+
+    /// The OpenMetrics exposition.
+    pub fn metrics(&self) -> String {
+        self.get("/metrics", &[("Accept", "application/openmetrics-text; version=1.0.0")]).text()
+    }
+
+    pub fn wait_ready(&self) {
+        let ok = wait_for(Duration::from_secs(20), || (self.get("/readyz", &[]).status == 200).then_some(()));
+        assert!(ok.is_some(), "never ready: {}", self.get("/readyz", &[]).text());
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        signal(&self.child, "TERM");
+        self.wait(limit)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_for(limit, || self.child.try_wait().ok().flatten())
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
+}
+
+/// `name{labels}` → value, from an exposition (either format).
+pub fn samples(exposition: &str) -> BTreeMap<String, f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn sample(exposition: &str, series: &str) -> f64 {
+    samples(exposition).get(series).copied().unwrap_or_else(|| panic!("no series {series}"))
+}
+
+/// Writes a config file listening on an ephemeral loopback port.
+pub fn write_config(dir: &Path, paths: &[PathBuf], extra: &str) -> PathBuf {
+    let paths: Vec<String> = paths.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[logs]\npaths = [{}]\npoll_interval = \"50ms\"\n[state]\ndir = {:?}\nflush_interval = \"200ms\"\n{extra}",
+        paths.join(", "),
+        dir.join("state").display().to_string()
+    );
+    let path = dir.join("jans-exporter.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

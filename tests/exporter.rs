@@ -1,0 +1,186 @@
+//! The real binary, end to end: HTTP, replay, rotation under a live writer, shutdown.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use jans_exporter::event::Action;
+use jans_exporter::generate::{write_record, Generator, Layout, Spec, Truth, DEFAULT_ACTIVE};
+
+fn write_log(path: &Path, layout: Layout, spec: Spec, n: usize, truth: &mut Truth) {
+    let mut out = Vec::new();
+    for r in Generator::new(spec).take(n) {
+        truth.observe(&r, &DEFAULT_ACTIVE);
+        write_record(&mut out, layout, &r, 3600).unwrap();
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// The families that describe the process or its state file, not the input.
+fn comparable(exposition: &str) -> Vec<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.contains("jans_exporter_process_") && !l.contains("jans_exporter_state_"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_counts_match(metrics: &str, truth: &Truth) {
+    for a in Action::ALL {
+        for (ok, outcome) in [(false, "failure"), (true, "success")] {
+            let series = format!("jans_audit_events_total{{action=\"{}\",outcome=\"{outcome}\"}}", a.as_str());
+            assert_eq!(sample(metrics, &series) as u64, truth.audit_count(a.as_str(), ok), "{series}");
+        }
+    }
+    for kind in ["user", "machine"] {
+        for (ok, outcome) in [(false, "failure"), (true, "success")] {
+            let series = format!("jans_token_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}}");
+            let want = truth.token_requests.get(&(kind, ok)).copied().unwrap_or(0);
+            assert_eq!(sample(metrics, &series) as u64, want, "{series}");
+        }
+    }
+}
+
+#[test]
+fn replay_output_equals_what_a_running_exporter_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut truth = Truth::default();
+    let text = dir.path().join("audit.log");
+    let json = dir.path().join("audit-json.log");
+    write_log(&text, Layout::Text, Spec { seed: 3, ..Spec::default() }, 3000, &mut truth);
+    write_log(&json, Layout::Json, Spec { seed: 4, start_ms: 1_790_000_000_000, ..Spec::default() }, 700, &mut truth);
+
+    let replay = Command::new(BIN).arg("replay").arg(&text).arg(&json).output().unwrap();
+    assert!(replay.status.success());
+    let replayed = String::from_utf8(replay.stdout).unwrap();
+    assert!(replayed.ends_with("# EOF\n"));
+    assert_counts_match(&replayed, &truth);
+    for (month, users) in &truth.monthly_users {
+        let est = sample(&replayed, &format!("jans_monthly_active_users{{month=\"{month}\"}}"));
+        let exact = users.len() as f64;
+        assert!((est - exact).abs() <= (exact * 0.02).max(1.0), "{month}: {est} vs {exact}");
+    }
+
+    let config = write_config(dir.path(), &[text, json], "");
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let served = exporter.metrics();
+    assert_eq!(comparable(&served), comparable(&replayed));
+}
+
+#[test]
+fn metrics_are_negotiated_gzipped_and_the_other_endpoints_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    write_log(&log, Layout::Text, Spec::default(), 10, &mut Truth::default());
+    let exporter = Exporter::start(&write_config(dir.path(), &[log], ""));
+    exporter.wait_ready();
+
+    let om = exporter.get("/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")]);
+    assert_eq!(om.status, 200);
+    assert_eq!(om.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert!(om.text().ends_with("# EOF\n"));
+
+    let text = exporter.get("/metrics", &[]);
+    assert_eq!(text.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert!(!text.text().contains("# EOF") && !text.text().contains("# UNIT"));
+    assert!(text.text().contains("# TYPE jans_audit_events_total counter\n"));
+
+    let zipped = exporter.get("/metrics", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&zipped.body[..]).read_to_string(&mut unzipped).unwrap();
+    assert!(unzipped.contains("# TYPE jans_audit_events_total counter\n"));
+
+    assert_eq!(exporter.get("/healthz", &[]).text(), "ok\n");
+    assert_eq!(exporter.get("/readyz", &[]).status, 200);
+    let landing = exporter.get("/", &[]);
+    assert!(landing.text().contains(env!("CARGO_PKG_VERSION")) && landing.text().contains("href=\"/metrics\""));
+    assert_eq!(exporter.get("/nope", &[]).status, 404);
+    let post = http(exporter.addr, "POST", "/metrics", &[], b"x=1").unwrap();
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn sigterm_exits_zero_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    write_log(&log, Layout::Text, Spec::default(), 100, &mut Truth::default());
+    let mut exporter = Exporter::start(&write_config(dir.path(), &[log], ""));
+    exporter.wait_ready();
+    // An idle keep-alive connection must not hold the shutdown up.
+    let _idle = std::net::TcpStream::connect(exporter.addr).unwrap();
+    let status = exporter.terminate(Duration::from_secs(5)).expect("exited within 5 s");
+    assert!(status.success(), "{status:?}\n{}", exporter.log_text());
+}
+
+/// A writer appends records in several pieces each and rotates by rename and by
+/// copytruncate while the exporter runs; afterwards every exact counter is exact.
+#[test]
+fn rotation_while_a_writer_appends_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.log");
+    let pattern = dir.path().join("audit.log*");
+    let config = write_config(dir.path(), &[pattern], "");
+    File::create(&live).unwrap();
+    let exporter = Exporter::start(&config);
+
+    let mut truth = Truth::default();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut file = File::options().append(true).open(&live).unwrap();
+    let mut rotations = 0;
+    let mut truncations = 0;
+    for (i, r) in Generator::new(Spec { seed: 5, ..Spec::default() }).take(4000).enumerate() {
+        truth.observe(&r, &DEFAULT_ACTIVE);
+        let mut bytes = Vec::new();
+        write_record(&mut bytes, Layout::Text, &r, 0).unwrap();
+        // Split each record in up to three writes.
+        let a = rng.usize(..bytes.len());
+        let b = rng.usize(a..bytes.len());
+        for piece in [&bytes[..a], &bytes[a..b], &bytes[b..]] {
+            file.write_all(piece).unwrap();
+        }
+        if i % 97 == 0 {
+            std::thread::sleep(Duration::from_millis(rng.u64(0..30)));
+        }
+        if i > 0 && i % 1000 == 0 {
+            if (i / 1000) % 2 == 1 {
+                // log4j-style: rename, then continue in a new file.
+                std::fs::rename(&live, dir.path().join(format!("audit.log.{i}"))).unwrap();
+                // O_APPEND, as log4j opens its files.
+                file = File::options().create(true).append(true).open(&live).unwrap();
+                rotations += 1;
+            } else {
+                // logrotate copytruncate.
+                std::fs::copy(&live, dir.path().join(format!("audit.log.{i}"))).unwrap();
+                file.set_len(0).unwrap();
+                truncations += 1;
+            }
+        }
+    }
+    file.flush().unwrap();
+
+    let want = truth.records as f64;
+    let caught_up = wait_for(Duration::from_secs(30), || {
+        let m = exporter.metrics();
+        let got: f64 = samples(&m).iter().filter(|(k, _)| k.starts_with("jans_audit_events_total")).map(|(_, v)| v).sum();
+        (got >= want).then_some(m)
+    });
+    let metrics = caught_up.unwrap_or_else(|| panic!("never caught up:\n{}\n{}", exporter.metrics(), exporter.log_text()));
+    std::thread::sleep(Duration::from_millis(300));
+    let metrics_later = exporter.metrics();
+    assert_counts_match(&metrics_later, &truth);
+    assert_eq!(samples(&metrics_later).iter().filter(|(k, _)| k.starts_with("jans_exporter_parse_errors_total")).map(|(_, v)| v).sum::<f64>(), 0.0);
+    assert!(sample(&metrics, "jans_exporter_log_rotations_total") >= rotations as f64);
+    assert!(sample(&metrics, "jans_exporter_log_truncations_total") >= truncations as f64);
+    for (month, users) in &truth.monthly_users {
+        let est = sample(&metrics_later, &format!("jans_monthly_active_users{{month=\"{month}\"}}"));
+        assert!((est - users.len() as f64).abs() <= 1.0, "{month}: {est} vs {}", users.len());
+    }
+}
