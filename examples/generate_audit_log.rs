@@ -36,7 +36,8 @@ struct Args {
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let start = chrono::DateTime::parse_from_rfc3339(&args.start).map_err(|e| std::io::Error::other(format!("--start: {e}")))?;
+    let start = chrono::DateTime::parse_from_rfc3339(&args.start)
+        .map_err(|e| std::io::Error::other(format!("--start: {e}")))?;
     let spec = Spec {
         seed: args.seed,
         users: args.users,

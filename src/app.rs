@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::event::Message;
-use crate::source::tailer::{Sink, StartAt, Tailer, TailerConfig};
+use crate::source::tailer::{Sink, SinkClosed, StartAt, Tailer, TailerConfig};
 use crate::store::{self, Published, Store, StoreConfig};
 use crate::view::http::{self, HttpApp};
 use crate::view::metrics;
@@ -14,7 +14,10 @@ use crate::view::metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("a worker thread failed: {0}")]
@@ -22,7 +25,11 @@ pub enum AppError {
 }
 
 fn store_config(config: &Config) -> StoreConfig {
-    StoreConfig::new(config.sketch.precision, config.sketch.retain_months as usize, &config.active_actions())
+    StoreConfig::new(
+        config.sketch.precision,
+        config.sketch.retain_months as usize,
+        &config.active_actions(),
+    )
 }
 
 fn tailer_config(config: &Config, patterns: Vec<String>, start_at: StartAt) -> TailerConfig {
@@ -36,7 +43,7 @@ fn tailer_config(config: &Config, patterns: Vec<String>, start_at: StartAt) -> T
 
 /// Applies messages straight to a store: replay needs no threads.
 impl Sink for Store {
-    fn send(&mut self, message: Message) -> Result<(), ()> {
+    fn send(&mut self, message: Message) -> Result<(), SinkClosed> {
         self.apply(message);
         Ok(())
     }
@@ -44,7 +51,10 @@ impl Sink for Store {
 
 /// Reads `files` once and returns the OpenMetrics exposition.
 pub fn replay(config: &Config, files: &[PathBuf]) -> String {
-    let patterns = files.iter().map(|f| glob::Pattern::escape(&f.display().to_string())).collect();
+    let patterns = files
+        .iter()
+        .map(|f| glob::Pattern::escape(&f.display().to_string()))
+        .collect();
     let mut tailer = Tailer::new(tailer_config(config, patterns, StartAt::Beginning));
     let mut store = Store::new(store_config(config));
     // Sending to a store cannot fail.
@@ -84,9 +94,13 @@ pub fn run(config: Config) -> Result<(), AppError> {
 
 async fn serve(config: Config) -> Result<(), AppError> {
     let addr = config.server.listen;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| AppError::Listen { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Listen { addr, source })?;
     // The bound address, so `:0` (tests) reports the port chosen.
-    let addr = listener.local_addr().map_err(|source| AppError::Listen { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| AppError::Listen { addr, source })?;
     tracing::info!(%addr, paths = ?config.logs.paths, "jans-exporter {} listening", env!("CARGO_PKG_VERSION"));
 
     let published = Arc::new(Published::default());
@@ -99,7 +113,12 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .map_err(|e| AppError::Thread(e.to_string()))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut tailer = Tailer::new(tailer_config(&config, config.logs.paths.clone(), config.logs.start_at)).with_stop(Arc::clone(&stop));
+    let mut tailer = Tailer::new(tailer_config(
+        &config,
+        config.logs.paths.clone(),
+        config.logs.start_at,
+    ))
+    .with_stop(Arc::clone(&stop));
     let tailer_stop = Arc::clone(&stop);
     let tailer_thread = std::thread::Builder::new()
         .name("tailer".into())

@@ -9,7 +9,11 @@ use crate::app;
 use crate::config::Config;
 
 #[derive(Parser, Debug)]
-#[command(name = "jans-exporter", version, about = "Prometheus exporter sidecar for the Janssen auth server")]
+#[command(
+    name = "jans-exporter",
+    version,
+    about = "Prometheus exporter sidecar for the Janssen auth server"
+)]
 struct Cli {
     /// TOML configuration file. Without one, the embedded default runs: the bundled
     /// example logs, served on 127.0.0.1:9781.
@@ -33,7 +37,8 @@ enum Command {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -26,7 +26,11 @@ mod duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like 250ms, 10s or 5m: {e}")))
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration like 250ms, 10s or 5m: {e}"
+            ))
+        })
     }
 }
 
@@ -99,7 +103,10 @@ impl Config {
     /// Defaults. `embedded` is the no-config-file demo: bundled logs, local state.
     pub fn defaults(embedded: bool) -> Config {
         let (paths, state_dir) = if embedded {
-            (vec!["examples/logs/*.log".to_string()], PathBuf::from(".jans-exporter-state"))
+            (
+                vec!["examples/logs/*.log".to_string()],
+                PathBuf::from(".jans-exporter-state"),
+            )
         } else {
             (
                 vec!["/opt/jans/jetty/jans-auth/logs/jans-auth_audit.log".to_string()],
@@ -121,7 +128,10 @@ impl Config {
                 retain_months: 13,
             },
             active_users: ActiveUsersConfig {
-                actions: crate::generate::DEFAULT_ACTIVE.iter().map(|s| s.to_string()).collect(),
+                actions: crate::generate::DEFAULT_ACTIVE
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             },
             state: StateConfig {
                 dir: state_dir,
@@ -151,27 +161,56 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if !(10..=18).contains(&self.sketch.precision) {
-            return invalid("sketch.precision", format!("must be between 10 and 18, got {}", self.sketch.precision));
+            return invalid(
+                "sketch.precision",
+                format!("must be between 10 and 18, got {}", self.sketch.precision),
+            );
         }
         if !(1..=120).contains(&self.sketch.retain_months) {
-            return invalid("sketch.retain_months", format!("must be between 1 and 120, got {}", self.sketch.retain_months));
+            return invalid(
+                "sketch.retain_months",
+                format!(
+                    "must be between 1 and 120, got {}",
+                    self.sketch.retain_months
+                ),
+            );
         }
         if self.logs.paths.is_empty() {
             return invalid("logs.paths", "must list at least one path or glob".into());
         }
-        if let Some(bad) = self.logs.paths.iter().find(|p| glob::Pattern::new(p).is_err()) {
+        if let Some(bad) = self
+            .logs
+            .paths
+            .iter()
+            .find(|p| glob::Pattern::new(p).is_err())
+        {
             return invalid("logs.paths", format!("`{bad}` is not a valid glob"));
         }
         if self.logs.format != "auto" && formats::id_of(&self.logs.format).is_none() {
             let known: Vec<&str> = formats::ALL.iter().map(|f| f.name()).collect();
-            return invalid("logs.format", format!("`{}` is not auto or one of {}", self.logs.format, known.join(", ")));
+            return invalid(
+                "logs.format",
+                format!(
+                    "`{}` is not auto or one of {}",
+                    self.logs.format,
+                    known.join(", ")
+                ),
+            );
         }
         let poll = self.logs.poll_interval;
         if poll < Duration::from_millis(10) || poll > Duration::from_secs(10) {
             return invalid("logs.poll_interval", "must be between 10ms and 10s".into());
         }
-        if let Some(bad) = self.active_users.actions.iter().find(|a| Action::known(a).is_none()) {
-            return invalid("active_users.actions", format!("`{bad}` is not a known audit action"));
+        if let Some(bad) = self
+            .active_users
+            .actions
+            .iter()
+            .find(|a| Action::known(a).is_none())
+        {
+            return invalid(
+                "active_users.actions",
+                format!("`{bad}` is not a known audit action"),
+            );
         }
         if self.state.flush_interval < Duration::from_millis(100) {
             return invalid("state.flush_interval", "must be at least 100ms".into());
@@ -185,7 +224,11 @@ impl Config {
     }
 
     pub fn active_actions(&self) -> Vec<Action> {
-        self.active_users.actions.iter().filter_map(|a| Action::known(a)).collect()
+        self.active_users
+            .actions
+            .iter()
+            .filter_map(|a| Action::known(a))
+            .collect()
     }
 
     /// The effective configuration as TOML, secrets redacted.
@@ -195,6 +238,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's `Jail` returns its own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -234,13 +279,18 @@ mod tests {
             ("[logs]\nformat = \"syslog\"\n", "logs.format"),
             ("[logs]\nstart_at = \"middle\"\n", "start_at"),
             ("[logs]\npoll_interval = \"soon\"\n", "poll_interval"),
-            ("[active_users]\nactions = [\"LOGIN\"]\n", "active_users.actions"),
+            (
+                "[active_users]\nactions = [\"LOGIN\"]\n",
+                "active_users.actions",
+            ),
             ("[nope]\n", "nope"),
         ];
         for (toml, key) in cases {
             figment::Jail::expect_with(|jail| {
                 jail.create_file("c.toml", toml)?;
-                let err = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+                let err = Config::load(Some(Path::new("c.toml")))
+                    .unwrap_err()
+                    .to_string();
                 assert!(err.contains(key), "{toml:?} gave {err:?}");
                 Ok(())
             });
@@ -251,7 +301,10 @@ mod tests {
             assert!(err.contains("listen_port"), "{err}");
             Ok(())
         });
-        assert!(matches!(Config::load(Some(Path::new("/no/such.toml"))), Err(ConfigError::MissingFile(_))));
+        assert!(matches!(
+            Config::load(Some(Path::new("/no/such.toml"))),
+            Err(ConfigError::MissingFile(_))
+        ));
     }
 
     #[test]

@@ -143,11 +143,16 @@ impl Iterator for Generator {
         };
         let client = self.rng.usize(..CLIENTS.len());
         let ip = if self.rng.u8(..10) == 0 {
-            format!("203.0.113.{}, 10.0.0.{}", self.rng.u8(1..255), self.rng.u8(1..255))
+            format!(
+                "203.0.113.{}, 10.0.0.{}",
+                self.rng.u8(1..255),
+                self.rng.u8(1..255)
+            )
         } else {
             format!("10.0.{}.{}", self.rng.u8(..255), self.rng.u8(1..255))
         };
-        let correlation_id = (self.rng.u8(..4) == 0).then(|| format!("{:08x}-{:04x}", self.rng.u32(..), self.rng.u16(..)));
+        let correlation_id = (self.rng.u8(..4) == 0)
+            .then(|| format!("{:08x}-{:04x}", self.rng.u32(..), self.rng.u16(..)));
         Some(Record {
             ip,
             action,
@@ -188,16 +193,22 @@ pub fn audit_json(r: &Record) -> String {
 }
 
 /// Writes one record in `layout`, byte for byte as the auth server would.
-pub fn write_record(out: &mut impl Write, layout: Layout, r: &Record, utc_offset_secs: i32) -> io::Result<()> {
+pub fn write_record(
+    out: &mut impl Write,
+    layout: Layout,
+    r: &Record,
+    utc_offset_secs: i32,
+) -> io::Result<()> {
     match layout {
         Layout::Text => {
-            let zone = FixedOffset::east_opt(utc_offset_secs).unwrap_or(FixedOffset::east_opt(0).ok_or_else(|| io::Error::other("zone"))?);
+            let zone = FixedOffset::east_opt(utc_offset_secs)
+                .unwrap_or(FixedOffset::east_opt(0).ok_or_else(|| io::Error::other("zone"))?);
             let local = DateTime::<Utc>::from_timestamp_millis(r.timestamp_ms)
                 .ok_or_else(|| io::Error::other("timestamp out of range"))?
                 .with_timezone(&zone);
-            write!(
+            writeln!(
                 out,
-                "{} INFO  [{}] [pool-4-thread-{}] {} [io.jans.as.server.audit.ApplicationAuditLogger] (ApplicationAuditLogger.java:178) - {}\n",
+                "{} INFO  [{}] [pool-4-thread-{}] {} [io.jans.as.server.audit.ApplicationAuditLogger] (ApplicationAuditLogger.java:178) - {}",
                 local.format("%Y-%m-%d %H:%M:%S,%3f"),
                 r.mac,
                 r.thread,
@@ -244,15 +255,25 @@ impl Truth {
         if let (true, Some(user)) = (r.success && active.contains(&r.action), user) {
             if let Some(t) = DateTime::<Utc>::from_timestamp_millis(r.timestamp_ms) {
                 let month = t.year() as u32 * 100 + t.month();
-                self.monthly_users.entry(month).or_default().insert(user.to_string());
+                self.monthly_users
+                    .entry(month)
+                    .or_default()
+                    .insert(user.to_string());
             }
         }
     }
 
     pub fn audit_count(&self, action: &str, success: bool) -> u64 {
-        self.audit.get(&(action.to_string(), success)).copied().unwrap_or(0)
+        self.audit
+            .get(&(action.to_string(), success))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
 /// The default active-user actions (config `active_users.actions`).
-pub const DEFAULT_ACTIVE: [&str; 3] = ["SESSION_AUTHENTICATED", "USER_AUTHORIZATION", "TOKEN_REQUEST"];
+pub const DEFAULT_ACTIVE: [&str; 3] = [
+    "SESSION_AUTHENTICATED",
+    "USER_AUTHORIZATION",
+    "TOKEN_REQUEST",
+];

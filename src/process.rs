@@ -23,7 +23,9 @@ fn stat_fields() -> Option<Vec<String>> {
 
 fn boot_time() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 impl ProcessInfo for ProcSelf {
@@ -33,17 +35,41 @@ impl ProcessInfo for ProcSelf {
             let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
             // utime, stime are fields 14 and 15 (1-based), i.e. 11 and 12 here.
             if let (Some(u), Some(s)) = (num(11), num(12)) {
-                out.push(("process_cpu", "CPU time used by the exporter", Some(Unit::Seconds), (u + s) / TICKS_PER_SECOND, true));
+                out.push((
+                    "process_cpu",
+                    "CPU time used by the exporter",
+                    Some(Unit::Seconds),
+                    (u + s) / TICKS_PER_SECOND,
+                    true,
+                ));
             }
             if let Some(rss) = num(21) {
-                out.push(("process_resident_memory", "Resident memory of the exporter", Some(Unit::Bytes), rss * page_size(), false));
+                out.push((
+                    "process_resident_memory",
+                    "Resident memory of the exporter",
+                    Some(Unit::Bytes),
+                    rss * page_size(),
+                    false,
+                ));
             }
             if let (Some(start), Some(boot)) = (num(19), boot_time()) {
-                out.push(("process_start_time", "Start time of the exporter since the epoch", Some(Unit::Seconds), boot + start / TICKS_PER_SECOND, false));
+                out.push((
+                    "process_start_time",
+                    "Start time of the exporter since the epoch",
+                    Some(Unit::Seconds),
+                    boot + start / TICKS_PER_SECOND,
+                    false,
+                ));
             }
         }
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-            out.push(("process_open_fds", "Open file descriptors of the exporter", None, fds.count() as f64, false));
+            out.push((
+                "process_open_fds",
+                "Open file descriptors of the exporter",
+                None,
+                fds.count() as f64,
+                false,
+            ));
         }
         out
     }
@@ -58,10 +84,16 @@ mod tests {
         let s = ProcSelf.sample();
         let get = |n: &str| s.iter().find(|x| x.0 == n).map(|x| x.3);
         let rss = get("process_resident_memory").unwrap();
-        assert!(rss > 1024.0 * 1024.0 && rss < 4.0 * 1024.0 * 1024.0 * 1024.0, "rss {rss}");
+        assert!(
+            rss > 1024.0 * 1024.0 && rss < 4.0 * 1024.0 * 1024.0 * 1024.0,
+            "rss {rss}"
+        );
         assert!(get("process_open_fds").unwrap() >= 3.0);
         let start = get("process_start_time").unwrap();
         let now = chrono::Utc::now().timestamp() as f64;
-        assert!(start <= now + 1.0 && start > now - 86_400.0 * 365.0, "start {start}");
+        assert!(
+            start <= now + 1.0 && start > now - 86_400.0 * 365.0,
+            "start {start}"
+        );
     }
 }

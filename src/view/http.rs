@@ -13,7 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -21,7 +23,9 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::metrics::{encode_openmetrics, openmetrics_to_prometheus_text, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use super::metrics::{
+    encode_openmetrics, openmetrics_to_prometheus_text, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
+};
 use crate::store::Published;
 
 /// Open connections at most; further ones wait in the kernel's backlog.
@@ -46,15 +50,24 @@ pub struct HttpApp {
 
 type Body = Full<Bytes>;
 
-fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
 /// The q-value a header gives to media types or codings matching `wanted`.
-fn quality(headers: &HeaderMap, name: hyper::header::HeaderName, wanted: impl Fn(&str) -> bool) -> Option<f32> {
+fn quality(
+    headers: &HeaderMap,
+    name: hyper::header::HeaderName,
+    wanted: impl Fn(&str) -> bool,
+) -> Option<f32> {
     let mut best: Option<f32> = None;
     for value in headers.get_all(name) {
         let Ok(value) = value.to_str() else { continue };
@@ -86,7 +99,10 @@ fn wants_gzip(headers: &HeaderMap) -> bool {
 }
 
 fn gzip(body: &[u8]) -> Option<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
     enc.write_all(body).ok()?;
     enc.finish().ok()
 }
@@ -102,12 +118,14 @@ impl HttpApp {
         let mut r = match wants_gzip(headers).then(|| gzip(body.as_bytes())).flatten() {
             Some(zipped) => {
                 let mut r = response(StatusCode::OK, content_type, zipped);
-                r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r.headers_mut()
+                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                 r
             }
             None => response(StatusCode::OK, content_type, body),
         };
-        r.headers_mut().insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+        r.headers_mut()
+            .insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
         r
     }
 
@@ -120,7 +138,11 @@ impl HttpApp {
         if problems.is_empty() {
             response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
         } else {
-            response(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", format!("not ready: {}\n", problems.join("; ")))
+            response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                format!("not ready: {}\n", problems.join("; ")),
+            )
         }
     }
 
@@ -135,11 +157,20 @@ impl HttpApp {
     pub fn route(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
         let known = matches!(path, "/" | "/metrics" | "/healthz" | "/readyz");
         if !known {
-            return response(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
+            return response(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found\n",
+            );
         }
         if method != Method::GET && method != Method::HEAD {
-            let mut r = response(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n");
-            r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            let mut r = response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "method not allowed\n",
+            );
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
         match path {
@@ -166,7 +197,9 @@ pub async fn serve(listener: TcpListener, app: Arc<HttpApp>, shutdown: impl Futu
         .max_buf_size(MAX_HEADER_BYTES);
     tokio::pin!(shutdown);
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { break };
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -188,7 +221,10 @@ pub async fn serve(listener: TcpListener, app: Arc<HttpApp>, shutdown: impl Futu
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish in time");
     }
 }
@@ -211,13 +247,22 @@ mod tests {
         assert!(wants_openmetrics(&headers(&[("accept", prometheus)])));
         assert!(!wants_openmetrics(&headers(&[])));
         assert!(!wants_openmetrics(&headers(&[("accept", "text/plain")])));
-        assert!(!wants_openmetrics(&headers(&[("accept", "application/openmetrics-text;q=0")])));
-        assert!(!wants_openmetrics(&headers(&[("accept", "application/openmetrics-text;q=0.2, text/plain")])));
+        assert!(!wants_openmetrics(&headers(&[(
+            "accept",
+            "application/openmetrics-text;q=0"
+        )])));
+        assert!(!wants_openmetrics(&headers(&[(
+            "accept",
+            "application/openmetrics-text;q=0.2, text/plain"
+        )])));
     }
 
     #[test]
     fn gzip_only_when_asked() {
-        assert!(wants_gzip(&headers(&[("accept-encoding", "gzip, deflate")])));
+        assert!(wants_gzip(&headers(&[(
+            "accept-encoding",
+            "gzip, deflate"
+        )])));
         assert!(!wants_gzip(&headers(&[("accept-encoding", "gzip;q=0")])));
         assert!(!wants_gzip(&headers(&[])));
     }

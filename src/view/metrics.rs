@@ -14,7 +14,8 @@ use crate::event::{Action, MalformedReason};
 use crate::source::formats;
 use crate::store::{Published, View, OUTCOMES, TOKEN_KINDS};
 
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Figures about the process itself, read at scrape time.
@@ -40,7 +41,12 @@ fn counter_family<'a>(
     unit: Option<&Unit>,
     samples: impl IntoIterator<Item = (Labels<'a>, u64)>,
 ) -> std::fmt::Result {
-    let mut family = enc.encode_descriptor(name, help, unit, prometheus_client::metrics::MetricType::Counter)?;
+    let mut family = enc.encode_descriptor(
+        name,
+        help,
+        unit,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
     for (labels, value) in samples {
         ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
     }
@@ -48,14 +54,36 @@ fn counter_family<'a>(
 }
 
 /// One unlabelled counter (an empty label set would render as `name{}`).
-fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<&Unit>, value: u64) -> std::fmt::Result {
-    let family = enc.encode_descriptor(name, help, unit, prometheus_client::metrics::MetricType::Counter)?;
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: u64,
+) -> std::fmt::Result {
+    let family = enc.encode_descriptor(
+        name,
+        help,
+        unit,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
     ConstCounter::new(value).encode(family)
 }
 
 /// One unlabelled gauge.
-fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, unit: Option<&Unit>, value: f64) -> std::fmt::Result {
-    let family = enc.encode_descriptor(name, help, unit, prometheus_client::metrics::MetricType::Gauge)?;
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: f64,
+) -> std::fmt::Result {
+    let family = enc.encode_descriptor(
+        name,
+        help,
+        unit,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
     ConstGauge::new(value).encode(family)
 }
 
@@ -66,7 +94,12 @@ fn gauge_family<'a>(
     unit: Option<&Unit>,
     samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
 ) -> std::fmt::Result {
-    let mut family = enc.encode_descriptor(name, help, unit, prometheus_client::metrics::MetricType::Gauge)?;
+    let mut family = enc.encode_descriptor(
+        name,
+        help,
+        unit,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
     for (labels, value) in samples {
         ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
     }
@@ -90,7 +123,12 @@ impl ViewCollector {
             "Audit log records by action and outcome; action is a known upstream action or other",
             None,
             Action::ALL.iter().flat_map(|a| {
-                (0..2).map(move |ok| (vec![("action", a.as_str()), ("outcome", OUTCOMES[ok])], c.audit[a.index()][ok]))
+                (0..2).map(move |ok| {
+                    (
+                        vec![("action", a.as_str()), ("outcome", OUTCOMES[ok])],
+                        c.audit[a.index()][ok],
+                    )
+                })
             }),
         )?;
         counter_family(
@@ -107,13 +145,16 @@ impl ViewCollector {
             None,
             ["day", "week", "month"].iter().zip(v.active_current).map(|(p, n)| (vec![("period", *p)], n as f64)),
         )?;
-        let months: Vec<(String, u64)> = v.monthly.iter().map(|(m, n)| (m.to_string(), *n)).collect();
+        let months: Vec<(String, u64)> =
+            v.monthly.iter().map(|(m, n)| (m.to_string(), *n)).collect();
         gauge_family(
             enc,
             "jans_monthly_active_users",
             "Distinct active users per retained UTC calendar month YYYYMM (HyperLogLog++ estimate)",
             None,
-            months.iter().map(|(m, n)| (vec![("month", m.as_str())], *n as f64)),
+            months
+                .iter()
+                .map(|(m, n)| (vec![("month", m.as_str())], *n as f64)),
         )?;
 
         gauge_family(
@@ -128,7 +169,10 @@ impl ViewCollector {
             "jans_exporter_records",
             "Well-formed audit records read, by log format",
             None,
-            formats::ALL.iter().enumerate().map(|(i, f)| (vec![("format", f.name())], c.records[i])),
+            formats::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (vec![("format", f.name())], c.records[i])),
         )?;
         counter_family(
             enc,
@@ -142,13 +186,49 @@ impl ViewCollector {
                 })
             }),
         )?;
-        counter(enc, "jans_exporter_log_read", "Bytes read from log files", Some(&Unit::Bytes), c.bytes_read)?;
-        counter(enc, "jans_exporter_log_rotations", "Log files replaced at a followed path (rename or delete and re-create)", None, c.rotations)?;
-        counter(enc, "jans_exporter_log_truncations", "Followed log files truncated in place (copytruncate) and read again from the start", None, c.truncations)?;
+        counter(
+            enc,
+            "jans_exporter_log_read",
+            "Bytes read from log files",
+            Some(&Unit::Bytes),
+            c.bytes_read,
+        )?;
+        counter(
+            enc,
+            "jans_exporter_log_rotations",
+            "Log files replaced at a followed path (rename or delete and re-create)",
+            None,
+            c.rotations,
+        )?;
+        counter(
+            enc,
+            "jans_exporter_log_truncations",
+            "Followed log files truncated in place (copytruncate) and read again from the start",
+            None,
+            c.truncations,
+        )?;
         counter(enc, "jans_exporter_log_files_lost", "Checkpointed log files not found again after a restart (rotated away and deleted while down)", None, c.files_lost)?;
-        counter(enc, "jans_exporter_records_outside_retention", "Active-user records older than every retained month, left out of the sketches", None, c.outside_retention)?;
-        gauge(enc, "jans_exporter_log_files", "Log files followed now", None, v.tail.files as f64)?;
-        gauge(enc, "jans_exporter_log_lag", "Bytes written to followed log files and not yet read", Some(&Unit::Bytes), v.tail.lag_bytes as f64)?;
+        counter(
+            enc,
+            "jans_exporter_records_outside_retention",
+            "Active-user records older than every retained month, left out of the sketches",
+            None,
+            c.outside_retention,
+        )?;
+        gauge(
+            enc,
+            "jans_exporter_log_files",
+            "Log files followed now",
+            None,
+            v.tail.files as f64,
+        )?;
+        gauge(
+            enc,
+            "jans_exporter_log_lag",
+            "Bytes written to followed log files and not yet read",
+            Some(&Unit::Bytes),
+            v.tail.lag_bytes as f64,
+        )?;
         if let Some(ms) = c.last_record_ms {
             gauge(
                 enc,
@@ -170,7 +250,12 @@ impl Collector for ViewCollector {
             for (name, help, unit, value, is_counter) in process.sample() {
                 let name = format!("jans_exporter_{name}");
                 if is_counter {
-                    let family = enc.encode_descriptor(&name, help, unit.as_ref(), prometheus_client::metrics::MetricType::Counter)?;
+                    let family = enc.encode_descriptor(
+                        &name,
+                        help,
+                        unit.as_ref(),
+                        prometheus_client::metrics::MetricType::Counter,
+                    )?;
                     ConstCounter::new(value).encode(family)?;
                 } else {
                     gauge(&mut enc, &name, help, unit.as_ref(), value)?;
@@ -245,11 +330,18 @@ mod tests {
         let published = Arc::new(Published::default());
         let om = encode_openmetrics(&registry(published, None));
         assert!(om.ends_with("# EOF\n"));
-        assert!(om.contains("jans_audit_events_total{action=\"TOKEN_REQUEST\",outcome=\"failure\"} 0\n"));
+        assert!(om
+            .contains("jans_audit_events_total{action=\"TOKEN_REQUEST\",outcome=\"failure\"} 0\n"));
         assert!(om.contains("jans_token_requests_total{kind=\"machine\",outcome=\"success\"} 0\n"));
         assert!(om.contains("jans_active_users{period=\"month\"} 0.0\n"));
         assert!(om.contains("jans_exporter_log_read_bytes_total 0\n"));
-        assert!(om.contains(&format!("jans_exporter_build_info{{version=\"{}\"}} 1.0\n", env!("CARGO_PKG_VERSION"))));
-        assert!(!om.contains("last_record_timestamp"), "no record seen, no timestamp");
+        assert!(om.contains(&format!(
+            "jans_exporter_build_info{{version=\"{}\"}} 1.0\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+        assert!(
+            !om.contains("last_record_timestamp"),
+            "no record seen, no timestamp"
+        );
     }
 }

@@ -29,7 +29,9 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -48,10 +50,19 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
 }
 
 /// A minimal HTTP/1.1 client for loopback tests (Content-Length bodies).
-pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -60,15 +71,26 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
     s.write_all(body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Ok(Response { status, headers, body: raw[split + 4..].to_vec() })
+    Ok(Response {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    })
 }
 
 impl Exporter {
@@ -79,7 +101,11 @@ impl Exporter {
 
     pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Exporter {
         let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--config"]).arg(config).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -100,7 +126,10 @@ impl Exporter {
         });
         let Some(addr) = addr else {
             let _ = child.kill();
-            panic!("exporter did not start listening:\n{}", log.lock().unwrap().join("\n"));
+            panic!(
+                "exporter did not start listening:\n{}",
+                log.lock().unwrap().join("\n")
+            );
         };
         Exporter { child, addr, log }
     }
@@ -111,12 +140,22 @@ impl Exporter {
 
     /// The OpenMetrics exposition.
     pub fn metrics(&self) -> String {
-        self.get("/metrics", &[("Accept", "application/openmetrics-text; version=1.0.0")]).text()
+        self.get(
+            "/metrics",
+            &[("Accept", "application/openmetrics-text; version=1.0.0")],
+        )
+        .text()
     }
 
     pub fn wait_ready(&self) {
-        let ok = wait_for(Duration::from_secs(20), || (self.get("/readyz", &[]).status == 200).then_some(()));
-        assert!(ok.is_some(), "never ready: {}", self.get("/readyz", &[]).text());
+        let ok = wait_for(Duration::from_secs(20), || {
+            (self.get("/readyz", &[]).status == 200).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "never ready: {}",
+            self.get("/readyz", &[]).text()
+        );
     }
 
     /// SIGTERM, then wait (bounded) for the exit status.
@@ -147,7 +186,10 @@ impl Drop for Exporter {
 }
 
 pub fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
 }
 
 /// `name{labels}` → value, from an exposition (either format).
@@ -163,12 +205,18 @@ pub fn samples(exposition: &str) -> BTreeMap<String, f64> {
 }
 
 pub fn sample(exposition: &str, series: &str) -> f64 {
-    samples(exposition).get(series).copied().unwrap_or_else(|| panic!("no series {series}"))
+    samples(exposition)
+        .get(series)
+        .copied()
+        .unwrap_or_else(|| panic!("no series {series}"))
 }
 
 /// Writes a config file listening on an ephemeral loopback port.
 pub fn write_config(dir: &Path, paths: &[PathBuf], extra: &str) -> PathBuf {
-    let paths: Vec<String> = paths.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect();
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[logs]\npaths = [{}]\npoll_interval = \"50ms\"\n[state]\ndir = {:?}\nflush_interval = \"200ms\"\n{extra}",
         paths.join(", "),

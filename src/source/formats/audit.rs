@@ -28,7 +28,8 @@ pub fn parse_audit_record(json: &[u8], format: FormatId) -> Result<AuditEvent, M
         Err(e) if e.is_data() => return Err(MalformedReason::MissingField),
         Err(_) => return Err(MalformedReason::InvalidJson),
     };
-    let (Some(action), Some(timestamp_ms), Some(success)) = (raw.action, raw.timestamp, raw.success)
+    let (Some(action), Some(timestamp_ms), Some(success)) =
+        (raw.action, raw.timestamp, raw.success)
     else {
         return Err(MalformedReason::MissingField);
     };
@@ -68,7 +69,9 @@ mod tests {
     #[test]
     fn null_or_empty_username_is_no_user() {
         for u in ["null", "\"\""] {
-            let body = format!(r#"{{"action":"TOKEN_REQUEST","timestamp":1,"username":{u},"success":true}}"#);
+            let body = format!(
+                r#"{{"action":"TOKEN_REQUEST","timestamp":1,"username":{u},"success":true}}"#
+            );
             assert_eq!(parse_audit_record(body.as_bytes(), 0).unwrap().user, None);
         }
         let body = br#"{"action":"TOKEN_REQUEST","timestamp":1,"success":true}"#;
@@ -77,7 +80,10 @@ mod tests {
 
     #[test]
     fn accepts_the_documented_is_success_spelling() {
-        let ev = parse_audit_record(br#"{"action":"USER_INFO","timestamp":5,"isSuccess":true}"#, 0);
+        let ev = parse_audit_record(
+            br#"{"action":"USER_INFO","timestamp":5,"isSuccess":true}"#,
+            0,
+        );
         assert!(ev.unwrap().success);
     }
 
@@ -86,12 +92,23 @@ mod tests {
         let cases: [(&[u8], MalformedReason); 5] = [
             (b"{\"action\":", MalformedReason::InvalidJson),
             (b"not json", MalformedReason::InvalidJson),
-            (br#"{"action":"X","timestamp":1}"#, MalformedReason::MissingField),
-            (br#"{"action":"X","timestamp":"soon","success":true}"#, MalformedReason::MissingField),
+            (
+                br#"{"action":"X","timestamp":1}"#,
+                MalformedReason::MissingField,
+            ),
+            (
+                br#"{"action":"X","timestamp":"soon","success":true}"#,
+                MalformedReason::MissingField,
+            ),
             (br#"[1,2]"#, MalformedReason::MissingField),
         ];
         for (body, want) in cases {
-            assert_eq!(parse_audit_record(body, 0), Err(want), "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                parse_audit_record(body, 0),
+                Err(want),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -25,6 +25,10 @@ impl RecordFormat for JansAuditJson {
         line.first() == Some(&b'{')
     }
 
+    fn may_start(&self, first: u8) -> bool {
+        first == b'{'
+    }
+
     /// log4j writes each event's opening brace at column 0 and indents everything
     /// inside, so a `{` at a line start is a record start and nothing else is.
     fn line_start(&self, line: &[u8], complete: bool) -> LineStart {
@@ -68,9 +72,21 @@ mod tests {
 
     #[test]
     fn an_event_without_an_audit_message_is_bad_message() {
-        assert_eq!(JansAuditJson.parse(b"{\"level\":\"INFO\"}", 0, 1), Err(MalformedReason::BadMessage));
-        assert_eq!(JansAuditJson.parse(b"{\"message\":\"started\"}", 0, 1), Err(MalformedReason::BadMessage));
-        assert_eq!(JansAuditJson.parse(b"{\"message\":7}", 0, 1), Err(MalformedReason::BadMessage));
-        assert_eq!(JansAuditJson.parse(b"{\"message\":", 0, 1), Err(MalformedReason::InvalidJson));
+        assert_eq!(
+            JansAuditJson.parse(b"{\"level\":\"INFO\"}", 0, 1),
+            Err(MalformedReason::BadMessage)
+        );
+        assert_eq!(
+            JansAuditJson.parse(b"{\"message\":\"started\"}", 0, 1),
+            Err(MalformedReason::BadMessage)
+        );
+        assert_eq!(
+            JansAuditJson.parse(b"{\"message\":7}", 0, 1),
+            Err(MalformedReason::BadMessage)
+        );
+        assert_eq!(
+            JansAuditJson.parse(b"{\"message\":", 0, 1),
+            Err(MalformedReason::InvalidJson)
+        );
     }
 }

@@ -18,7 +18,13 @@ const MAX_HEADER: usize = 64 * 1024;
 fn timestamp_prefix_len(line: &[u8]) -> usize {
     line.iter()
         .zip(TIMESTAMP_SHAPE)
-        .take_while(|(b, s)| if **s == b'd' { b.is_ascii_digit() } else { *b == *s })
+        .take_while(|(b, s)| {
+            if **s == b'd' {
+                b.is_ascii_digit()
+            } else {
+                *b == *s
+            }
+        })
         .count()
 }
 
@@ -29,6 +35,10 @@ impl RecordFormat for JansAuditText {
 
     fn detect(&self, line: &[u8]) -> bool {
         timestamp_prefix_len(line) == TIMESTAMP_SHAPE.len()
+    }
+
+    fn may_start(&self, first: u8) -> bool {
+        first.is_ascii_digit()
     }
 
     fn line_start(&self, line: &[u8], complete: bool) -> LineStart {
@@ -78,18 +88,34 @@ mod tests {
     #[test]
     fn waits_for_more_bytes_only_while_the_line_could_still_be_a_header() {
         for cut in 0..HEADER.len() - 1 {
-            assert_eq!(JansAuditText.line_start(&HEADER[..cut], false), LineStart::NeedMore, "cut {cut}");
+            assert_eq!(
+                JansAuditText.line_start(&HEADER[..cut], false),
+                LineStart::NeedMore,
+                "cut {cut}"
+            );
         }
-        assert_eq!(JansAuditText.line_start(b"  \"ip\" : \"1\",", false), LineStart::NotAStart);
-        assert_eq!(JansAuditText.line_start(b"2026-1x", false), LineStart::NotAStart);
+        assert_eq!(
+            JansAuditText.line_start(b"  \"ip\" : \"1\",", false),
+            LineStart::NotAStart
+        );
+        assert_eq!(
+            JansAuditText.line_start(b"2026-1x", false),
+            LineStart::NotAStart
+        );
         assert_eq!(JansAuditText.line_start(b"}", true), LineStart::NotAStart);
     }
 
     #[test]
     fn a_header_with_a_plain_message_has_no_body() {
         let line = b"2026-10-23 11:42:35,373 INFO  [m] [t]  [c] (A.java:1) - hello";
-        assert_eq!(JansAuditText.line_start(line, true), LineStart::StartWithoutBody);
+        assert_eq!(
+            JansAuditText.line_start(line, true),
+            LineStart::StartWithoutBody
+        );
         let line = b"2026-10-23 11:42:35,373 something else entirely";
-        assert_eq!(JansAuditText.line_start(line, true), LineStart::StartWithoutBody);
+        assert_eq!(
+            JansAuditText.line_start(line, true),
+            LineStart::StartWithoutBody
+        );
     }
 }

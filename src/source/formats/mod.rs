@@ -28,6 +28,8 @@ pub trait RecordFormat: Sync {
     fn name(&self) -> &'static str;
     /// Whether a file whose first non-blank line starts with `line` uses this layout.
     fn detect(&self, line: &[u8]) -> bool;
+    /// Whether a line starting with `first` could start a record (a cheap pre-check).
+    fn may_start(&self, first: u8) -> bool;
     /// Classifies the bytes at a line start. `line` runs to the newline (excluded) or to
     /// the end of the data read so far; `complete` says which.
     fn line_start(&self, line: &[u8], complete: bool) -> LineStart;
@@ -55,7 +57,9 @@ pub fn by_id(id: FormatId) -> &'static dyn RecordFormat {
 }
 
 pub fn id_of(name: &str) -> Option<FormatId> {
-    ALL.iter().position(|f| f.name() == name).map(|i| i as FormatId)
+    ALL.iter()
+        .position(|f| f.name() == name)
+        .map(|i| i as FormatId)
 }
 
 /// Label value for a possibly undetected format.
@@ -65,5 +69,7 @@ pub fn label(id: Option<FormatId>) -> &'static str {
 
 /// The first registered format that recognises `line`.
 pub fn detect(line: &[u8]) -> Option<FormatId> {
-    ALL.iter().position(|f| f.detect(line)).map(|i| i as FormatId)
+    ALL.iter()
+        .position(|f| f.detect(line))
+        .map(|i| i as FormatId)
 }

@@ -1,0 +1,154 @@
+//! Documentation that must not drift from the code.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use jans_exporter::config::Config;
+use jans_exporter::store::{Published, View};
+use jans_exporter::view::metrics::{
+    encode_openmetrics, openmetrics_to_prometheus_text, registry, ProcessInfo,
+};
+
+/// Every family with its type and label names, from a fully populated exposition.
+fn exposed() -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let published = Arc::new(Published::default());
+    let mut view = View::default();
+    view.counters.last_record_ms = Some(1);
+    view.monthly = vec![(202611, 1)];
+    published.store(view);
+    let process: Arc<dyn ProcessInfo> = Arc::new(jans_exporter::process::ProcSelf);
+    let text =
+        openmetrics_to_prometheus_text(&encode_openmetrics(&registry(published, Some(process))));
+    let mut families: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            families.insert(name.to_string(), (kind.to_string(), BTreeSet::new()));
+        } else if !line.starts_with('#') {
+            let series = line.rsplit_once(' ').unwrap().0;
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            let family = families
+                .get_mut(name)
+                .unwrap_or_else(|| panic!("sample {name} outside its family"));
+            for pair in labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|p| !p.is_empty())
+            {
+                family.1.insert(pair.split('=').next().unwrap().to_string());
+            }
+        }
+    }
+    families
+}
+
+/// The table rows of docs/metrics.md: name → (type, labels).
+fn documented() -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    doc.lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells[1].trim_matches('`').to_string();
+            let labels = cells[3]
+                .split(',')
+                .map(|c| c.trim().trim_matches('`').to_string())
+                .filter(|c| !c.is_empty())
+                .collect();
+            (name, (cells[2].to_string(), labels))
+        })
+        .collect()
+}
+
+#[test]
+fn docs_metrics_md_lists_every_metric_with_its_type_and_labels() {
+    let exposed = exposed();
+    let documented = documented();
+    let missing: Vec<_> = exposed
+        .keys()
+        .filter(|k| !documented.contains_key(*k))
+        .collect();
+    let stale: Vec<_> = documented
+        .keys()
+        .filter(|k| !exposed.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "metrics not in docs/metrics.md: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "docs/metrics.md lists metrics the code does not serve: {stale:?}"
+    );
+    for (name, (kind, labels)) in &exposed {
+        assert_eq!(
+            &documented[name],
+            &(kind.clone(), labels.clone()),
+            "{name}: (type, labels) in docs vs code"
+        );
+    }
+}
+
+#[test]
+fn metric_names_follow_the_conventions() {
+    for (name, (kind, _)) in exposed() {
+        assert!(name.starts_with("jans_"), "{name}: prefix");
+        assert_eq!(
+            kind == "counter",
+            name.ends_with("_total"),
+            "{name}: only counters end in _total"
+        );
+        assert!(
+            !name.contains("millis") && !name.contains("_ms"),
+            "{name}: base units"
+        );
+    }
+}
+
+/// Every leaf key of the configuration, dotted.
+fn config_keys() -> Vec<String> {
+    let value = toml::Value::try_from(Config::defaults(false)).unwrap();
+    let mut keys = Vec::new();
+    fn walk(prefix: &str, v: &toml::Value, keys: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, keys);
+                }
+            }
+            _ => keys.push(prefix.to_string()),
+        }
+    }
+    walk("", &value, &mut keys);
+    keys
+}
+
+#[test]
+fn every_config_key_is_documented_and_in_the_shipped_example() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md")).unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/jans-exporter.toml"
+    ))
+    .unwrap();
+    let example: toml::Value = toml::from_str(&example).unwrap();
+    for key in config_keys() {
+        assert!(
+            doc.contains(&format!("`{key}`")),
+            "docs/config.md does not document `{key}`"
+        );
+        let mut v = &example;
+        for part in key.split('.') {
+            v = v
+                .get(part)
+                .unwrap_or_else(|| panic!("config/jans-exporter.toml lacks {key}"));
+        }
+    }
+}

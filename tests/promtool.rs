@@ -1,0 +1,91 @@
+//! Lints a real scrape with Prometheus' own `promtool check metrics`.
+//! Required in CI (`.ci/run` installs it); skipped with a notice elsewhere if missing.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use jans_exporter::generate::{write_record, Generator, Layout, Spec};
+
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("{tool} is required in CI");
+    }
+    if !found {
+        eprintln!(
+            "SKIPPED: {tool} not installed (apt-get install --no-install-recommends prometheus)"
+        );
+    }
+    found
+}
+
+#[test]
+fn promtool_accepts_a_real_scrape() {
+    if !have("promtool") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let mut bytes = Vec::new();
+    for r in Generator::new(Spec::default()).take(500) {
+        write_record(&mut bytes, Layout::Text, &r, 0).unwrap();
+    }
+    bytes.extend_from_slice(b"garbage line\n");
+    std::fs::write(&log, bytes).unwrap();
+    let exporter = Exporter::start(&write_config(dir.path(), &[log], ""));
+    exporter.wait_ready();
+    let scrape = exporter.get("/metrics", &[]);
+    assert_eq!(
+        scrape.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&scrape.body)
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}\n--- scrape ---\n{}",
+        scrape.text()
+    );
+
+    // And it rejects what it should: the check is live, not a rubber stamp.
+    let mut bad = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bad.stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"# HELP x_seconds_count A.\n# TYPE x_seconds_count counter\nx_seconds_count 1\n",
+        )
+        .unwrap();
+    assert!(!bad.wait_with_output().unwrap().status.success());
+}
