@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::event::Message;
+use crate::event::{FileCheckpoint, Message};
 use crate::source::tailer::{Sink, SinkClosed, StartAt, Tailer, TailerConfig};
-use crate::store::{self, Published, Store, StoreConfig};
+use crate::store::persist::{Loaded, StateFile};
+use crate::store::{self, Persistence, Published, Store, StoreConfig};
 use crate::view::http::{self, HttpApp};
 use crate::view::metrics;
 
@@ -64,6 +65,32 @@ pub fn replay(config: &Config, files: &[PathBuf]) -> String {
     metrics::encode_openmetrics(&metrics::registry(published, None))
 }
 
+/// The store from the saved snapshot, or a fresh one; never fails the start.
+fn load_store(config: &Config, file: &StateFile) -> (Store, Vec<FileCheckpoint>) {
+    match file.load() {
+        Loaded::Fresh => {
+            tracing::info!(path = %file.path().display(), "no saved state: starting fresh");
+            (Store::new(store_config(config)), Vec::new())
+        }
+        Loaded::Snapshot(snapshot) => {
+            let checkpoints = snapshot.checkpoints.clone();
+            tracing::info!(path = %file.path().display(), files = checkpoints.len(), "continuing from saved state");
+            (Store::restore(store_config(config), *snapshot), checkpoints)
+        }
+        Loaded::Failed { error, moved_to } => {
+            tracing::error!(
+                path = %file.path().display(),
+                %error,
+                moved_to = ?moved_to,
+                "saved state is unusable: moved aside, starting fresh"
+            );
+            let mut store = Store::new(store_config(config));
+            store.note_load_failure();
+            (store, Vec::new())
+        }
+    }
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
@@ -103,13 +130,18 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .map_err(|source| AppError::Listen { addr, source })?;
     tracing::info!(%addr, paths = ?config.logs.paths, "jans-exporter {} listening", env!("CARGO_PKG_VERSION"));
 
+    let state_file = StateFile::new(&config.state.dir);
+    let (store, checkpoints) = load_store(&config, &state_file);
+    let persistence = Persistence {
+        file: state_file,
+        every: config.state.flush_interval,
+    };
     let published = Arc::new(Published::default());
     let (tx, rx) = tokio::sync::mpsc::channel::<Message>(64);
-    let store = Store::new(store_config(&config));
     let store_published = Arc::clone(&published);
     let store_thread = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || store::run(store, rx, &store_published))
+        .spawn(move || store::run(store, rx, &store_published, Some(persistence)))
         .map_err(|e| AppError::Thread(e.to_string()))?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -118,6 +150,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         config.logs.paths.clone(),
         config.logs.start_at,
     ))
+    .with_checkpoints(checkpoints)
     .with_stop(Arc::clone(&stop));
     let tailer_stop = Arc::clone(&stop);
     let tailer_thread = std::thread::Builder::new()
@@ -132,7 +165,6 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let app = Arc::new(HttpApp {
         registry: metrics::registry(Arc::clone(&published), Some(process)),
         published,
-        readiness: Vec::new(),
     });
     http::serve(listener, app, shutdown_signal()).await;
 

@@ -15,6 +15,7 @@ fn exposed() -> BTreeMap<String, (String, BTreeSet<String>)> {
     let mut view = View::default();
     view.counters.last_record_ms = Some(1);
     view.monthly = vec![(202611, 1)];
+    view.state.last_save_ms = Some(1);
     published.store(view);
     let process: Arc<dyn ProcessInfo> = Arc::new(jans_exporter::process::ProcSelf);
     let text =

@@ -137,6 +137,8 @@ pub struct Tailer {
     files: BTreeMap<FileId, Followed>,
     /// Saved checkpoints not yet matched to a file.
     saved: Vec<FileCheckpoint>,
+    /// Saved checkpoints of files found truncated at start: only a copy can claim them.
+    saved_truncated: Vec<FileCheckpoint>,
     retired: VecDeque<Retired>,
     first_pass_done: bool,
     buf: Vec<u8>,
@@ -195,6 +197,7 @@ impl Tailer {
             cfg,
             files: BTreeMap::new(),
             saved: Vec::new(),
+            saved_truncated: Vec::new(),
             retired: VecDeque::new(),
             first_pass_done: false,
             buf: vec![0; READ_CHUNK],
@@ -322,7 +325,13 @@ impl Tailer {
                     }
                     f.missing_rounds = 0;
                 }
-                None if len < MIN_MATCH as u64 && !final_pass => continue,
+                // A checkpointed file is opened whatever its size: it is no stranger.
+                None if len < MIN_MATCH as u64
+                    && !final_pass
+                    && !self.saved.iter().any(|cp| cp.id == id) =>
+                {
+                    continue
+                }
                 None => self.open(id, &path, len, sink)?,
             }
             order.push((path, id));
@@ -337,6 +346,7 @@ impl Tailer {
 
         if !self.first_pass_done {
             // Checkpoints that matched no file: rotated away and gone while we were down.
+            self.saved_truncated.clear();
             let lost = std::mem::take(&mut self.saved);
             for cp in lost {
                 tracing::warn!(path = %cp.path, "a checkpointed log file is gone; its unread records are lost");
@@ -428,8 +438,10 @@ impl Tailer {
             if matches_fingerprint(file, &cp.fingerprint) && cp.resume.offset <= len {
                 return (cp.resume, format_of(&cp));
             }
-            // Same inode, other content: truncated (or re-used) while we were down.
+            // Same inode, other content: truncated (or re-used) while we were down. Its
+            // copy, if any, may still claim the checkpoint by fingerprint.
             events.push(Event::Truncated);
+            self.saved_truncated.push(cp);
         }
         // A file read before a restart under another identity: renamed while we were down, or copied.
         if let Some(i) = self
@@ -521,7 +533,8 @@ impl Tailer {
         // alone is a copy still being written: wait for it to grow.)
         if len < f.last_len || rewritten {
             events.push(Event::Truncated);
-            f.framer.finish(&mut events);
+            // A record half-read when the file was truncated is not malformed: its whole
+            // text is in the copy (if matched), which resumes at the record's start.
             let (head, resume, format) = (
                 std::mem::take(&mut f.head),
                 f.framer.resume_point(),

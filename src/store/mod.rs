@@ -3,6 +3,7 @@
 //! It runs on its own thread, applies [`Message`]s in order, and publishes an immutable
 //! [`View`] that the HTTP views read without ever waiting on ingestion.
 
+pub mod persist;
 pub mod sketch;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,8 @@ pub struct Counters {
     pub files_lost: u64,
     /// Records whose month is older than every retained month.
     pub outside_retention: u64,
+    pub state_load_failures: u64,
+    pub state_save_failures: u64,
     pub last_record_ms: Option<i64>,
 }
 
@@ -75,6 +78,8 @@ impl Default for Counters {
             truncations: 0,
             files_lost: 0,
             outside_retention: 0,
+            state_load_failures: 0,
+            state_save_failures: 0,
             last_record_ms: None,
         }
     }
@@ -82,6 +87,84 @@ impl Default for Counters {
 
 pub fn parse_error_slot(format: Option<FormatId>) -> usize {
     format.map_or(0, |f| f as usize + 1)
+}
+
+impl Counters {
+    /// Every counter by a stable name: the snapshot's form, robust to new metrics.
+    fn visit(&mut self, f: &mut dyn FnMut(String, &mut u64)) {
+        for a in Action::ALL {
+            for (ok, outcome) in OUTCOMES.iter().enumerate() {
+                f(
+                    format!(
+                        "audit_events{{action=\"{}\",outcome=\"{outcome}\"}}",
+                        a.as_str()
+                    ),
+                    &mut self.audit[a.index()][ok],
+                );
+            }
+        }
+        for (k, kind) in TOKEN_KINDS.iter().enumerate() {
+            for (ok, outcome) in OUTCOMES.iter().enumerate() {
+                f(
+                    format!("token_requests{{kind=\"{kind}\",outcome=\"{outcome}\"}}"),
+                    &mut self.token_requests[k][ok],
+                );
+            }
+        }
+        for (i, format) in formats::ALL.iter().enumerate() {
+            f(
+                format!("records{{format=\"{}\"}}", format.name()),
+                &mut self.records[i],
+            );
+        }
+        for slot in 0..=formats::COUNT {
+            let label = formats::label(slot.checked_sub(1).map(|i| i as FormatId));
+            for r in MalformedReason::ALL {
+                f(
+                    format!(
+                        "parse_errors{{format=\"{label}\",reason=\"{}\"}}",
+                        r.as_str()
+                    ),
+                    &mut self.parse_errors[slot][r as usize],
+                );
+            }
+        }
+        f("log_read_bytes".into(), &mut self.bytes_read);
+        f("log_rotations".into(), &mut self.rotations);
+        f("log_truncations".into(), &mut self.truncations);
+        f("log_files_lost".into(), &mut self.files_lost);
+        f(
+            "records_outside_retention".into(),
+            &mut self.outside_retention,
+        );
+        f("state_load_failures".into(), &mut self.state_load_failures);
+        f("state_save_failures".into(), &mut self.state_save_failures);
+    }
+
+    pub fn to_map(&self) -> BTreeMap<String, u64> {
+        let mut map = BTreeMap::new();
+        self.clone().visit(&mut |name, v| {
+            if *v != 0 {
+                map.insert(name, *v);
+            }
+        });
+        map
+    }
+
+    pub fn from_map(map: &BTreeMap<String, u64>) -> Counters {
+        let mut c = Counters::default();
+        c.visit(&mut |name, v| *v = map.get(&name).copied().unwrap_or(0));
+        c
+    }
+}
+
+/// How the durable snapshot is doing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateStatus {
+    pub last_save_ms: Option<i64>,
+    pub bytes: u64,
+    /// Why the last save failed; `None` once a save succeeds again.
+    pub error: Option<String>,
 }
 
 /// An immutable picture of the store, as the views see it.
@@ -95,6 +178,7 @@ pub struct View {
     pub tail: TailStatus,
     /// The first pass over every file is done.
     pub ready: bool,
+    pub state: StateStatus,
     pub at_ms: i64,
 }
 
@@ -128,6 +212,7 @@ pub struct Store {
     ready: bool,
     /// Refreshed per batch: one clock read per batch, not per record.
     horizon: Horizon,
+    state: StateStatus,
 }
 
 impl Store {
@@ -141,6 +226,67 @@ impl Store {
             tail: TailStatus::default(),
             ready: false,
             horizon: Horizon::at(now_ms()),
+            state: StateStatus::default(),
+        }
+    }
+
+    /// Continues from a snapshot: counters go on from their saved values (no reset seen
+    /// by Prometheus), files from their checkpoints.
+    pub fn restore(config: StoreConfig, snapshot: persist::Snapshot) -> Store {
+        let mut store = Store::new(config);
+        store.counters = Counters::from_map(&snapshot.counters);
+        store.counters.last_record_ms = snapshot.last_record_ms;
+        store.checkpoints = snapshot
+            .checkpoints
+            .into_iter()
+            .map(|cp| (cp.id, cp))
+            .collect();
+        let mut users = snapshot.active_users;
+        if users.precision() == store.config.precision {
+            users.set_retain_months(store.config.retain_months);
+            store.users = users;
+        } else {
+            tracing::warn!(
+                saved = users.precision(),
+                configured = store.config.precision,
+                "sketch.precision changed: active-user sketches start again"
+            );
+        }
+        store
+    }
+
+    /// Everything that must survive a restart, consistent with the checkpoints.
+    pub fn snapshot(&self) -> persist::Snapshot {
+        persist::Snapshot {
+            version: persist::VERSION,
+            saved_at_ms: now_ms(),
+            counters: self.counters.to_map(),
+            last_record_ms: self.counters.last_record_ms,
+            checkpoints: self.checkpoints.values().cloned().collect(),
+            active_users: self.users.clone(),
+        }
+    }
+
+    pub fn note_load_failure(&mut self) {
+        self.counters.state_load_failures += 1;
+    }
+
+    /// Saves a snapshot to `file`, recording the outcome for the views.
+    pub fn save(&mut self, file: &persist::StateFile) -> Result<(), persist::SaveError> {
+        match file.save(&self.snapshot()) {
+            Ok(bytes) => {
+                if self.state.error.take().is_some() {
+                    tracing::info!("state saved again");
+                }
+                self.state.last_save_ms = Some(now_ms());
+                self.state.bytes = bytes;
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.state_save_failures += 1;
+                self.state.error = Some(e.to_string());
+                Err(e)
+            }
         }
     }
 
@@ -219,6 +365,7 @@ impl Store {
             monthly: self.users.monthly(),
             tail: self.tail,
             ready: self.ready,
+            state: self.state.clone(),
             at_ms: now_ms,
         }
     }
@@ -232,21 +379,47 @@ pub fn now_ms() -> i64 {
 /// How often, at most, a new view is published while messages keep coming.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
-/// Applies messages until every sender is gone, publishing views as it goes.
-/// Returns the store for a final save.
+/// Where and how often the store saves itself.
+pub struct Persistence {
+    pub file: persist::StateFile,
+    pub every: Duration,
+}
+
+/// Applies messages until every sender is gone, publishing views and saving snapshots
+/// as it goes, and a last snapshot at the end.
 pub fn run(
     mut store: Store,
     mut rx: tokio::sync::mpsc::Receiver<Message>,
     published: &Published,
+    persistence: Option<Persistence>,
 ) -> Store {
     let mut last_publish = Instant::now();
+    let mut last_save = Instant::now();
+    let mut last_save_warning: Option<Instant> = None;
+    let mut save = |store: &mut Store| {
+        let Some(p) = &persistence else { return };
+        if let Err(e) = store.save(&p.file) {
+            // Once a minute at most: a read-only disk fails every flush.
+            if last_save_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                tracing::error!(error = %e, "cannot save state; counting goes on, but a restart would re-read or lose what was not saved");
+                last_save_warning = Some(Instant::now());
+            }
+        }
+    };
+    let every = persistence.as_ref().map(|p| p.every);
     while let Some(message) = rx.blocking_recv() {
         store.apply(message);
-        if rx.is_empty() || last_publish.elapsed() >= PUBLISH_EVERY {
+        let due = every.is_some_and(|every| last_save.elapsed() >= every);
+        if due {
+            save(&mut store);
+            last_save = Instant::now();
+        }
+        if due || rx.is_empty() || last_publish.elapsed() >= PUBLISH_EVERY {
             published.store(store.view(now_ms()));
             last_publish = Instant::now();
         }
     }
+    save(&mut store);
     published.store(store.view(now_ms()));
     store
 }
@@ -264,6 +437,25 @@ mod tests {
             timestamp_ms: ts,
             user: user.map(UserKey::of),
         })
+    }
+
+    #[test]
+    fn counters_survive_the_snapshot_map_exactly() {
+        let mut c = Counters::default();
+        c.audit[Action::TokenRequest.index()][1] = 5;
+        c.token_requests[0][1] = 3;
+        c.parse_errors[0][MalformedReason::Oversize as usize] = 2;
+        c.parse_errors[2][MalformedReason::BadMessage as usize] = 4;
+        c.records[1] = 9;
+        c.bytes_read = 1234;
+        c.state_save_failures = 1;
+        let map = c.to_map();
+        assert_eq!(map.len(), 7, "zeroes are left out: {map:?}");
+        assert_eq!(Counters::from_map(&map), c);
+        // Unknown names (a metric a later version dropped) are ignored.
+        let mut extra = map.clone();
+        extra.insert("retired_metric".into(), 8);
+        assert_eq!(Counters::from_map(&extra), c);
     }
 
     #[test]

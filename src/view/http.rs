@@ -36,16 +36,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// In-flight requests get this long after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Extra readiness conditions beyond the first pass over the logs (e.g. state saving).
-pub trait Readiness: Send + Sync + 'static {
-    /// `Err(reason)` when not ready.
-    fn check(&self) -> Result<(), String>;
-}
-
 pub struct HttpApp {
     pub registry: Registry,
     pub published: Arc<Published>,
-    pub readiness: Vec<Box<dyn Readiness>>,
 }
 
 type Body = Full<Bytes>;
@@ -130,11 +123,14 @@ impl HttpApp {
     }
 
     fn readyz(&self) -> Response<Body> {
+        let view = self.published.load();
         let mut problems = Vec::new();
-        if !self.published.load().ready {
+        if !view.ready {
             problems.push("first pass over the log files not finished".to_string());
         }
-        problems.extend(self.readiness.iter().filter_map(|r| r.check().err()));
+        if let Some(error) = &view.state.error {
+            problems.push(format!("state is not being saved: {error}"));
+        }
         if problems.is_empty() {
             response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
         } else {

@@ -229,6 +229,36 @@ impl ViewCollector {
             Some(&Unit::Bytes),
             v.tail.lag_bytes as f64,
         )?;
+        counter(
+            enc,
+            "jans_exporter_state_load_failures",
+            "Snapshots that could not be loaded at start (moved aside; the exporter started fresh)",
+            None,
+            c.state_load_failures,
+        )?;
+        counter(
+            enc,
+            "jans_exporter_state_save_failures",
+            "Failed snapshot saves (read-only or full disk); ingestion goes on",
+            None,
+            c.state_save_failures,
+        )?;
+        gauge(
+            enc,
+            "jans_exporter_state",
+            "Size of the last snapshot written",
+            Some(&Unit::Bytes),
+            v.state.bytes as f64,
+        )?;
+        if let Some(ms) = v.state.last_save_ms {
+            gauge(
+                enc,
+                "jans_exporter_state_last_save_timestamp",
+                "When the last snapshot was written, since the epoch",
+                Some(&Unit::Seconds),
+                ms as f64 / 1000.0,
+            )?;
+        }
         if let Some(ms) = c.last_record_ms {
             gauge(
                 enc,
