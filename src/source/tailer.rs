@@ -452,6 +452,14 @@ impl Tailer {
             let cp = self.saved.swap_remove(i);
             return (cp.resume, format_of(&cp));
         }
+        if let Some(i) = self
+            .saved_truncated
+            .iter()
+            .position(|cp| matches_fingerprint(file, &cp.fingerprint))
+        {
+            let cp = self.saved_truncated.swap_remove(i);
+            return (cp.resume, format_of(&cp));
+        }
         // A copy of a file being (or recently) read, possibly still being written: resume
         // where the original stopped; reads wait until the copy grows past that point.
         let live = self.files.values().map(|f| {

@@ -226,3 +226,157 @@ pub fn write_config(dir: &Path, paths: &[PathBuf], extra: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+use jans_exporter::generate::{write_record, Generator, Layout, Spec, Truth, DEFAULT_ACTIVE};
+
+/// Writes an audit log like log4j (O_APPEND, records in several writes), rotating by
+/// rename or copytruncate on request, and keeps the truth of what it wrote.
+pub struct LogWriter {
+    pub dir: PathBuf,
+    pub live: PathBuf,
+    file: std::fs::File,
+    records: Generator,
+    rng: fastrand::Rng,
+    pub truth: Truth,
+    rotated: u32,
+}
+
+impl LogWriter {
+    pub fn new(dir: &Path, seed: u64) -> LogWriter {
+        let live = dir.join("audit.log");
+        let file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&live)
+            .unwrap();
+        LogWriter {
+            dir: dir.to_path_buf(),
+            live,
+            file,
+            records: Generator::new(Spec {
+                seed,
+                ..Spec::default()
+            }),
+            rng: fastrand::Rng::with_seed(seed),
+            truth: Truth::default(),
+            rotated: 0,
+        }
+    }
+
+    /// Appends `n` records, each split in up to three writes, with short pauses.
+    pub fn write(&mut self, n: usize) {
+        for i in 0..n {
+            let r = self.records.next().unwrap();
+            self.truth.observe(&r, &DEFAULT_ACTIVE);
+            let mut bytes = Vec::new();
+            write_record(&mut bytes, Layout::Text, &r, 0).unwrap();
+            let a = self.rng.usize(..bytes.len());
+            let b = self.rng.usize(a..bytes.len());
+            for piece in [&bytes[..a], &bytes[a..b], &bytes[b..]] {
+                self.file.write_all(piece).unwrap();
+            }
+            if i % 50 == 49 {
+                std::thread::sleep(Duration::from_millis(self.rng.u64(0..15)));
+            }
+        }
+    }
+
+    /// Appends `n` records in bursts of `burst`, pausing `pause` between bursts.
+    pub fn write_paced(&mut self, n: usize, burst: usize, pause: Duration) {
+        let mut left = n;
+        while left > 0 {
+            let now = left.min(burst);
+            self.write(now);
+            left -= now;
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// log4j-style: rename the live file away, continue in a new one.
+    pub fn rotate_rename(&mut self) {
+        self.rotated += 1;
+        std::fs::rename(
+            &self.live,
+            self.dir.join(format!("audit.log.{}", self.rotated)),
+        )
+        .unwrap();
+        self.file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&self.live)
+            .unwrap();
+    }
+
+    /// logrotate copytruncate.
+    pub fn rotate_copytruncate(&mut self) {
+        self.rotated += 1;
+        std::fs::copy(
+            &self.live,
+            self.dir.join(format!("audit.log.{}", self.rotated)),
+        )
+        .unwrap();
+        self.file.set_len(0).unwrap();
+    }
+
+    /// The glob that matches the live file and every rotated one.
+    pub fn pattern(&self) -> PathBuf {
+        self.dir.join("audit.log*")
+    }
+}
+
+/// Sum of all series of a family.
+pub fn family_sum(exposition: &str, family: &str) -> f64 {
+    samples(exposition)
+        .iter()
+        .filter(|(k, _)| k.starts_with(family))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Asserts every exact counter equals the truth, and nothing was malformed.
+pub fn assert_exact(metrics: &str, truth: &Truth) {
+    use jans_exporter::event::Action;
+    for a in Action::ALL {
+        for (ok, outcome) in [(false, "failure"), (true, "success")] {
+            let series = format!(
+                "jans_audit_events_total{{action=\"{}\",outcome=\"{outcome}\"}}",
+                a.as_str()
+            );
+            assert_eq!(
+                sample(metrics, &series) as u64,
+                truth.audit_count(a.as_str(), ok),
+                "{series}"
+            );
+        }
+    }
+    for kind in ["user", "machine"] {
+        for (ok, outcome) in [(false, "failure"), (true, "success")] {
+            let series =
+                format!("jans_token_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}}");
+            let want = truth.token_requests.get(&(kind, ok)).copied().unwrap_or(0);
+            assert_eq!(sample(metrics, &series) as u64, want, "{series}");
+        }
+    }
+    let errors: Vec<(String, f64)> = samples(metrics)
+        .into_iter()
+        .filter(|(k, v)| k.starts_with("jans_exporter_parse_errors_total") && *v > 0.0)
+        .collect();
+    assert!(errors.is_empty(), "parse errors: {errors:?}");
+}
+
+/// Waits until the exporter has counted `records` audit records; returns the scrape.
+pub fn wait_for_records(exporter: &Exporter, records: u64) -> String {
+    let got = wait_for(Duration::from_secs(30), || {
+        let m = exporter.metrics();
+        (family_sum(&m, "jans_audit_events_total") as u64 >= records).then_some(m)
+    });
+    // Settle: a double count would show up as more than `records` shortly after.
+    std::thread::sleep(Duration::from_millis(400));
+    let m = exporter.metrics();
+    assert!(
+        got.is_some(),
+        "never reached {records} records:\n{m}\n{}",
+        exporter.log_text()
+    );
+    m
+}
