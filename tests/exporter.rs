@@ -286,3 +286,43 @@ fn rotation_while_a_writer_appends_is_exact() {
         );
     }
 }
+
+#[test]
+fn check_config_prints_the_effective_config_or_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[sketch]\nprecision = 16\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .env("JANS_EXPORTER_SERVER__LISTEN", "0.0.0.0:9999")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: toml::Value = toml::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(printed["sketch"]["precision"].as_integer(), Some(16));
+    assert_eq!(printed["server"]["listen"].as_str(), Some("0.0.0.0:9999"));
+    assert_eq!(printed["logs"]["poll_interval"].as_str(), Some("250ms"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[logs]\nstart_at = \"middle\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("logs.start_at") && err.contains("middle"),
+        "{err}"
+    );
+
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env("JANS_EXPORTER_SKETCH__PRECISON", "12")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("precison"));
+}
