@@ -9,6 +9,7 @@ use crate::event::{FileCheckpoint, Message};
 use crate::source::tailer::{Sink, SinkClosed, StartAt, Tailer, TailerConfig};
 use crate::store::persist::{Loaded, StateFile};
 use crate::store::{self, Persistence, Published, Store, StoreConfig};
+use crate::upstream::{self, fido2::Fido2Poller, health::HealthPoller, stat::StatPoller};
 use crate::view::http::{self, HttpApp};
 use crate::view::metrics;
 
@@ -23,6 +24,8 @@ pub enum AppError {
     Runtime(std::io::Error),
     #[error("a worker thread failed: {0}")]
     Thread(String),
+    #[error("upstream client: {0}")]
+    Upstream(String),
 }
 
 fn store_config(config: &Config) -> StoreConfig {
@@ -63,6 +66,59 @@ pub fn replay(config: &Config, files: &[PathBuf]) -> String {
     let published = Arc::new(Published::default());
     published.store(store.view(store::now_ms()));
     metrics::encode_openmetrics(&metrics::registry(published, None))
+}
+
+/// Starts the upstream pollers the configuration asks for.
+fn start_pollers(
+    config: &Config,
+    fido2_synced_ms: Option<i64>,
+    tx: &tokio::sync::mpsc::Sender<Message>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
+    let u = &config.upstream;
+    let Some(base) = &u.base_url else {
+        tracing::info!("upstream.base_url is not set: not polling the auth server");
+        return Ok(Vec::new());
+    };
+    let client =
+        Arc::new(upstream::Client::new(u, base).map_err(|e| AppError::Upstream(e.to_string()))?);
+    let mut pollers: Vec<Box<dyn upstream::Poller>> = vec![Box::new(HealthPoller {
+        client: Arc::clone(&client),
+        interval: u.health_interval,
+    })];
+    if client.has_credentials() {
+        pollers.push(Box::new(StatPoller {
+            client: Arc::clone(&client),
+            interval: u.stat_interval,
+        }));
+    } else {
+        tracing::warn!(
+            "upstream.client_id is not set: token figures from the stat endpoint are off"
+        );
+    }
+    if !u.fido2_interval.is_zero() {
+        let fido2_client = match &u.fido2_base_url {
+            Some(url) => Arc::new(
+                upstream::Client::new(u, url).map_err(|e| AppError::Upstream(e.to_string()))?,
+            ),
+            None => Arc::clone(&client),
+        };
+        let overlap = u.fido2_overlap.as_millis() as i64;
+        let since_ms = fido2_synced_ms.map_or_else(
+            || store::now_ms() - u.fido2_backfill.as_millis() as i64,
+            |t| t - overlap,
+        );
+        pollers.push(Box::new(Fido2Poller {
+            client: fido2_client,
+            interval: u.fido2_interval,
+            overlap: u.fido2_overlap,
+            since_ms,
+        }));
+    }
+    Ok(pollers
+        .into_iter()
+        .map(|p| tokio::spawn(upstream::run(p, tx.clone(), stop.clone())))
+        .collect())
 }
 
 /// The store from the saved snapshot, or a fresh one; never fails the start.
@@ -136,8 +192,11 @@ async fn serve(config: Config) -> Result<(), AppError> {
         file: state_file,
         every: config.state.flush_interval,
     };
+    let fido2_synced_ms = store.fido2_synced_ms();
     let published = Arc::new(Published::default());
     let (tx, rx) = tokio::sync::mpsc::channel::<Message>(64);
+    let (poll_stop, poll_stop_rx) = tokio::sync::watch::channel(false);
+    let pollers = start_pollers(&config, fido2_synced_ms, &tx, poll_stop_rx)?;
     let store_published = Arc::clone(&published);
     let store_thread = std::thread::Builder::new()
         .name("store".into())
@@ -169,6 +228,10 @@ async fn serve(config: Config) -> Result<(), AppError> {
     http::serve(listener, app, shutdown_signal()).await;
 
     stop.store(true, Ordering::Relaxed);
+    let _ = poll_stop.send(true);
+    for poller in pollers {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), poller).await;
+    }
     let joined = tokio::task::spawn_blocking(move || {
         let tailer = tailer_thread.join();
         let store = store_thread.join();

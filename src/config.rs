@@ -42,6 +42,126 @@ pub struct Config {
     pub sketch: SketchConfig,
     pub active_users: ActiveUsersConfig,
     pub state: StateConfig,
+    pub upstream: UpstreamConfig,
+}
+
+/// A secret: never printed. Accepts numbers too (figment reads `123456` from the
+/// environment as an integer).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Int(i64),
+            Uint(u64),
+            Float(f64),
+        }
+        Ok(Secret(match Raw::deserialize(d)? {
+            Raw::Text(s) => s,
+            Raw::Int(n) => n.to_string(),
+            Raw::Uint(n) => n.to_string(),
+            Raw::Float(n) => n.to_string(),
+        }))
+    }
+}
+
+/// How the exporter authenticates to the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The auth server, e.g. `https://jans.example.org`. Unset: no polling at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Extra CA certificate (PEM) to trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Secret,
+    /// A file holding the secret (a mounted Kubernetes secret); re-read when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    pub token_auth_method: TokenAuthMethod,
+    pub stat_scope: String,
+    #[serde(with = "duration")]
+    pub stat_interval: Duration,
+    #[serde(with = "duration")]
+    pub health_interval: Duration,
+    /// Where jans-fido2 answers; defaults to `base_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fido2_base_url: Option<String>,
+    /// `0s` turns FIDO2 polling off.
+    #[serde(with = "duration")]
+    pub fido2_interval: Duration,
+    #[serde(with = "duration")]
+    pub fido2_backfill: Duration,
+    #[serde(with = "duration")]
+    pub fido2_overlap: Duration,
+    /// Responses larger than this are cut off and counted as `decode` errors.
+    pub max_body_bytes: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> UpstreamConfig {
+        UpstreamConfig {
+            base_url: None,
+            ca_file: None,
+            insecure_skip_verify: false,
+            timeout: Duration::from_secs(10),
+            client_id: None,
+            client_secret: Secret::default(),
+            client_secret_file: None,
+            token_auth_method: TokenAuthMethod::ClientSecretBasic,
+            stat_scope: "jans_stat".into(),
+            stat_interval: Duration::from_secs(300),
+            health_interval: Duration::from_secs(15),
+            fido2_base_url: None,
+            fido2_interval: Duration::from_secs(60),
+            fido2_backfill: Duration::from_secs(3600),
+            fido2_overlap: Duration::from_secs(300),
+            max_body_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,6 +257,7 @@ impl Config {
                 dir: state_dir,
                 flush_interval: Duration::from_secs(10),
             },
+            upstream: UpstreamConfig::default(),
         }
     }
 
@@ -215,6 +336,52 @@ impl Config {
         if self.state.flush_interval < Duration::from_millis(100) {
             return invalid("state.flush_interval", "must be at least 100ms".into());
         }
+        let u = &self.upstream;
+        for (key, url) in [
+            ("upstream.base_url", &u.base_url),
+            ("upstream.fido2_base_url", &u.fido2_base_url),
+        ] {
+            if let Some(url) = url {
+                match reqwest::Url::parse(url) {
+                    Ok(parsed)
+                        if matches!(parsed.scheme(), "http" | "https")
+                            && parsed.host().is_some() => {}
+                    _ => return invalid(key, format!("`{url}` is not an http(s) URL")),
+                }
+            }
+        }
+        if !u.client_secret.is_empty() && u.client_secret_file.is_some() {
+            return invalid(
+                "upstream.client_secret_file",
+                "set client_secret or client_secret_file, not both".into(),
+            );
+        }
+        if u.timeout < Duration::from_millis(100) || u.timeout > Duration::from_secs(300) {
+            return invalid("upstream.timeout", "must be between 100ms and 5m".into());
+        }
+        for (key, d) in [
+            ("upstream.stat_interval", u.stat_interval),
+            ("upstream.health_interval", u.health_interval),
+        ] {
+            if d < Duration::from_secs(1) {
+                return invalid(key, "must be at least 1s".into());
+            }
+        }
+        if !u.fido2_interval.is_zero() && u.fido2_interval < Duration::from_secs(1) {
+            return invalid(
+                "upstream.fido2_interval",
+                "must be 0s (off) or at least 1s".into(),
+            );
+        }
+        if u.stat_scope.is_empty() || u.stat_scope.contains(char::is_whitespace) {
+            return invalid("upstream.stat_scope", "must be one scope name".into());
+        }
+        if !(1024..=1 << 30).contains(&u.max_body_bytes) {
+            return invalid(
+                "upstream.max_body_bytes",
+                "must be between 1 KiB and 1 GiB".into(),
+            );
+        }
         Ok(())
     }
 
@@ -256,6 +423,30 @@ mod tests {
             assert_eq!(c.sketch.precision, 16);
             assert_eq!(c.state.flush_interval, Duration::from_secs(300));
             assert_eq!(c.state.dir, PathBuf::from("/var/lib/jans-exporter"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_numeric_ones_accepted() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("JANS_EXPORTER_UPSTREAM__CLIENT_SECRET", "123456");
+            jail.set_env(
+                "JANS_EXPORTER_UPSTREAM__BASE_URL",
+                "https://jans.example.org",
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.upstream.client_secret.expose(), "123456");
+            let shown = c.to_redacted_toml();
+            assert!(!shown.contains("123456"), "{shown}");
+            assert!(shown.contains("client_secret = \"<redacted>\""), "{shown}");
+            assert!(!format!("{c:?}").contains("123456"));
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("JANS_EXPORTER_UPSTREAM__BASE_URL", "ftp://x");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("upstream.base_url"), "{err}");
             Ok(())
         });
     }

@@ -180,7 +180,7 @@ impl MalformedReason {
 }
 
 /// What a source reports. The store applies these in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     Audit(AuditEvent),
     /// `format` is `None` while a file's format is not yet detected.
@@ -193,6 +193,22 @@ pub enum Event {
     Truncated,
     /// A checkpointed file could not be found again at start (rotated away and gone).
     FileLost,
+    /// One request to the upstream API.
+    UpstreamCall(crate::upstream::Call),
+    /// The stat endpoint's answer for the months polled.
+    Stat(crate::upstream::stat::StatReport),
+    /// The health check's answer.
+    Health(crate::upstream::health::HealthReport),
+    /// The FIDO2 metrics service's health.
+    Fido2Health {
+        up: bool,
+    },
+    /// One FIDO2 metrics entry (de-duplicated by the store).
+    Fido2(crate::upstream::fido2::Fido2Entry),
+    /// Every FIDO2 entry up to this time has been asked for.
+    Fido2Synced {
+        until_ms: i64,
+    },
 }
 
 /// A file's identity: it survives renames, not copies.

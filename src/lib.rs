@@ -12,4 +12,5 @@ pub mod generate;
 pub mod process;
 pub mod source;
 pub mod store;
+pub mod upstream;
 pub mod view;

@@ -16,6 +16,31 @@ fn exposed() -> BTreeMap<String, (String, BTreeSet<String>)> {
     view.counters.last_record_ms = Some(1);
     view.monthly = vec![(202611, 1)];
     view.state.last_save_ms = Some(1);
+    // Every upstream family, as after a round of successful polls.
+    let mut up = jans_exporter::store::upstream::UpstreamFigures::new(14, 13);
+    let h = jans_exporter::store::sketch::Horizon::default();
+    up.call(&jans_exporter::upstream::Call {
+        endpoint: jans_exporter::upstream::Endpoint::Stat,
+        result: Ok(()),
+        seconds: 0.1,
+        at_ms: 1,
+    });
+    let body = serde_json::json!({"response":[{"month":"202611","monthly_active_users":1,"token_count_per_granttype":{"password":{"access_token":2}}}]});
+    up.stat(&jans_exporter::upstream::stat::parse(&body).unwrap());
+    up.health(&jans_exporter::upstream::health::HealthReport {
+        running: true,
+        starting: false,
+        db_online: true,
+        at_ms: 1,
+    });
+    up.fido2_health(true);
+    let entries = serde_json::json!([
+        {"id":"a","timestamp":1,"operationType":"AUTHENTICATION","status":"FAILURE","durationMs":5,"authenticatorType":"platform","errorCategory":"USER_CANCELLED"},
+        {"id":"b","timestamp":1,"operationType":"FALLBACK","status":"ATTEMPT","fallbackMethod":"PASSWORD"}]);
+    for e in jans_exporter::upstream::fido2::parse_entries(&entries).unwrap() {
+        up.fido2(&e, &h);
+    }
+    view.upstream = up.view(1);
     published.store(view);
     let process: Arc<dyn ProcessInfo> = Arc::new(jans_exporter::process::ProcSelf);
     let text =
@@ -28,13 +53,19 @@ fn exposed() -> BTreeMap<String, (String, BTreeSet<String>)> {
         } else if !line.starts_with('#') {
             let series = line.rsplit_once(' ').unwrap().0;
             let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            // Histogram samples belong to the family without their suffix.
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|suffix| name.strip_suffix(suffix))
+                .find(|base| families.get(*base).is_some_and(|f| f.0 == "histogram"))
+                .unwrap_or(name);
             let family = families
                 .get_mut(name)
                 .unwrap_or_else(|| panic!("sample {name} outside its family"));
             for pair in labels
                 .trim_end_matches('}')
                 .split(',')
-                .filter(|p| !p.is_empty())
+                .filter(|p| !p.is_empty() && !p.starts_with("le="))
             {
                 family.1.insert(pair.split('=').next().unwrap().to_string());
             }

@@ -5,6 +5,7 @@
 
 pub mod persist;
 pub mod sketch;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -179,6 +180,7 @@ pub struct View {
     /// The first pass over every file is done.
     pub ready: bool,
     pub state: StateStatus,
+    pub upstream: upstream::UpstreamView,
     pub at_ms: i64,
 }
 
@@ -213,11 +215,13 @@ pub struct Store {
     /// Refreshed per batch: one clock read per batch, not per record.
     horizon: Horizon,
     state: StateStatus,
+    upstream: upstream::UpstreamFigures,
 }
 
 impl Store {
     pub fn new(config: StoreConfig) -> Store {
         let users = ActiveUsers::new(config.precision, config.retain_months);
+        let upstream = upstream::UpstreamFigures::new(config.precision, config.retain_months);
         Store {
             config,
             counters: Counters::default(),
@@ -227,6 +231,7 @@ impl Store {
             ready: false,
             horizon: Horizon::at(now_ms()),
             state: StateStatus::default(),
+            upstream,
         }
     }
 
@@ -241,6 +246,10 @@ impl Store {
             .into_iter()
             .map(|cp| (cp.id, cp))
             .collect();
+        if let Some(mut up) = snapshot.upstream {
+            up.fit(store.config.precision, store.config.retain_months);
+            store.upstream = up;
+        }
         let mut users = snapshot.active_users;
         if users.precision() == store.config.precision {
             users.set_retain_months(store.config.retain_months);
@@ -264,6 +273,7 @@ impl Store {
             last_record_ms: self.counters.last_record_ms,
             checkpoints: self.checkpoints.values().cloned().collect(),
             active_users: self.users.clone(),
+            upstream: Some(self.upstream.clone()),
         }
     }
 
@@ -325,9 +335,20 @@ impl Store {
         }
     }
 
+    /// Where the FIDO2 poller should continue: the last window asked for, if any.
+    pub fn fido2_synced_ms(&self) -> Option<i64> {
+        self.upstream.fido2_synced_ms
+    }
+
     pub fn apply_event(&mut self, event: &Event) {
         let c = &mut self.counters;
         match *event {
+            Event::UpstreamCall(ref call) => self.upstream.call(call),
+            Event::Stat(ref report) => self.upstream.stat(report),
+            Event::Health(ref h) => self.upstream.health(h),
+            Event::Fido2Health { up } => self.upstream.fido2_health(up),
+            Event::Fido2(ref e) => self.upstream.fido2(e, &self.horizon),
+            Event::Fido2Synced { until_ms } => self.upstream.fido2_synced(until_ms),
             Event::Audit(a) => {
                 c.audit[a.action.index()][a.success as usize] += 1;
                 c.records[a.format as usize] += 1;
@@ -366,6 +387,7 @@ impl Store {
             tail: self.tail,
             ready: self.ready,
             state: self.state.clone(),
+            upstream: self.upstream.view(now_ms),
             at_ms: now_ms,
         }
     }

@@ -34,6 +34,9 @@ pub struct Snapshot {
     pub last_record_ms: Option<i64>,
     pub checkpoints: Vec<FileCheckpoint>,
     pub active_users: ActiveUsers,
+    /// Upstream cursors and derived counters (absent in snapshots written before them).
+    #[serde(default)]
+    pub upstream: Option<super::upstream::UpstreamFigures>,
 }
 
 #[derive(Debug)]
@@ -202,6 +205,7 @@ mod tests {
                 format: Some("jans-audit-text".into()),
             }],
             active_users: users,
+            upstream: None,
         }
     }
 

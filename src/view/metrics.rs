@@ -12,7 +12,11 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::event::{Action, MalformedReason};
 use crate::source::formats;
+use crate::store::upstream::{
+    EndpointStats, Histogram, UpstreamView, CALL_BUCKETS, CEREMONY_BUCKETS,
+};
 use crate::store::{Published, View, OUTCOMES, TOKEN_KINDS};
+use crate::upstream::{Endpoint, ErrorReason};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -272,10 +276,235 @@ impl ViewCollector {
     }
 }
 
+fn histogram_family<'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    bounds: &[f64],
+    samples: impl IntoIterator<Item = (Labels<'a>, &'a Histogram)>,
+) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(
+        name,
+        help,
+        unit,
+        prometheus_client::metrics::MetricType::Histogram,
+    )?;
+    for (labels, h) in samples {
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                h.sum,
+                h.count,
+                &h.encoded(bounds),
+                None,
+            )?;
+    }
+    Ok(())
+}
+
+fn encode_upstream(u: &UpstreamView, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    let called: Vec<(Endpoint, &EndpointStats)> = Endpoint::ALL
+        .iter()
+        .zip(&u.calls)
+        .filter(|(_, s)| s.duration.count > 0)
+        .map(|(e, s)| (*e, s))
+        .collect();
+    if !called.is_empty() {
+        gauge_family(
+            enc,
+            "jans_upstream_up",
+            "Whether the last request to the upstream endpoint succeeded",
+            None,
+            called.iter().filter_map(|(e, s)| {
+                s.up.map(|up| (vec![("endpoint", e.as_str())], if up { 1.0 } else { 0.0 }))
+            }),
+        )?;
+        histogram_family(
+            enc,
+            "jans_upstream_request_duration",
+            "Time of requests to the upstream API, by endpoint",
+            Some(&Unit::Seconds),
+            &CALL_BUCKETS,
+            called
+                .iter()
+                .map(|(e, s)| (vec![("endpoint", e.as_str())], &s.duration)),
+        )?;
+        counter_family(
+            enc,
+            "jans_upstream_errors",
+            "Failed requests to the upstream API, by endpoint and reason",
+            None,
+            called.iter().flat_map(|(e, s)| {
+                ErrorReason::ALL.iter().map(move |r| {
+                    (
+                        vec![("endpoint", e.as_str()), ("reason", r.as_str())],
+                        s.errors[*r as usize],
+                    )
+                })
+            }),
+        )?;
+        gauge_family(
+            enc,
+            "jans_upstream_last_success_timestamp",
+            "When a request to the upstream endpoint last succeeded, since the epoch",
+            Some(&Unit::Seconds),
+            called.iter().filter_map(|(e, s)| {
+                s.last_success_ms
+                    .map(|ms| (vec![("endpoint", e.as_str())], ms as f64 / 1000.0))
+            }),
+        )?;
+    }
+    if !u.stat_mau.is_empty() {
+        let months: Vec<(String, u64)> = u
+            .stat_mau
+            .iter()
+            .map(|(m, n)| (m.to_string(), *n))
+            .collect();
+        gauge_family(
+            enc,
+            "jans_upstream_monthly_active_users",
+            "Monthly active users as the auth server's stat endpoint reports them (cached upstream for up to 75 minutes)",
+            None,
+            months.iter().map(|(m, n)| (vec![("month", m.as_str())], *n as f64)),
+        )?;
+    }
+    if !u.stat_tokens.is_empty() {
+        let rows: Vec<(String, &str, &str, u64)> = u
+            .stat_tokens
+            .iter()
+            .map(|((m, g, t), n)| (m.to_string(), g.as_str(), t.as_str(), *n))
+            .collect();
+        gauge_family(
+            enc,
+            "jans_upstream_tokens",
+            "Tokens issued in the month so far, by grant and token type, as the stat endpoint reports them",
+            None,
+            rows.iter().map(|(m, g, t, n)| (vec![("month", m.as_str()), ("grant_type", *g), ("token_type", *t)], *n as f64)),
+        )?;
+    }
+    if !u.tokens_issued.is_empty() {
+        counter_family(
+            enc,
+            "jans_tokens_issued",
+            "Tokens issued by grant and token type, from increases of the stat endpoint's monthly counts",
+            None,
+            u.tokens_issued.iter().map(|((g, t), n)| (vec![("grant_type", g.as_str()), ("token_type", t.as_str())], *n)),
+        )?;
+    }
+    if let Some(h) = &u.health {
+        let up = h.up() && !u.health_failed;
+        gauge(
+            enc,
+            "jans_auth_server_up",
+            "1 when the health check answers status running and db_status online",
+            None,
+            if up { 1.0 } else { 0.0 },
+        )?;
+        gauge(
+            enc,
+            "jans_auth_server_db_online",
+            "1 when the last health check answered db_status online",
+            None,
+            if h.db_online { 1.0 } else { 0.0 },
+        )?;
+        gauge(
+            enc,
+            "jans_auth_server_starting",
+            "1 when the last health check answered status starting",
+            None,
+            if h.starting { 1.0 } else { 0.0 },
+        )?;
+    } else if u.health_failed {
+        gauge(
+            enc,
+            "jans_auth_server_up",
+            "1 when the health check answers status running and db_status online",
+            None,
+            0.0,
+        )?;
+    }
+    if let Some(up) = u.fido2_up {
+        gauge(
+            enc,
+            "jans_fido2_up",
+            "1 when the FIDO2 metrics health endpoint answers UP",
+            None,
+            if up { 1.0 } else { 0.0 },
+        )?;
+    }
+    if !u.fido2_operations.is_empty() {
+        counter_family(
+            enc,
+            "jans_fido2_operations",
+            "FIDO2 / passkey ceremonies by operation, status and authenticator type",
+            None,
+            u.fido2_operations.iter().map(|((o, s, a), n)| {
+                (
+                    vec![
+                        ("operation", o.as_str()),
+                        ("status", s.as_str()),
+                        ("authenticator", a.as_str()),
+                    ],
+                    *n,
+                )
+            }),
+        )?;
+    }
+    if !u.fido2_durations.is_empty() {
+        histogram_family(
+            enc,
+            "jans_fido2_operation_duration",
+            "Duration of FIDO2 ceremonies by operation and status",
+            Some(&Unit::Seconds),
+            &CEREMONY_BUCKETS,
+            u.fido2_durations
+                .iter()
+                .map(|((o, s), h)| (vec![("operation", o.as_str()), ("status", s.as_str())], h)),
+        )?;
+    }
+    if !u.fido2_errors.is_empty() {
+        counter_family(
+            enc,
+            "jans_fido2_errors",
+            "Failed FIDO2 ceremonies by operation and error category (normalised; at most 20 categories, the rest other)",
+            None,
+            u.fido2_errors.iter().map(|((o, c), n)| (vec![("operation", o.as_str()), ("category", c.as_str())], *n)),
+        )?;
+    }
+    if !u.fido2_fallbacks.is_empty() {
+        counter_family(
+            enc,
+            "jans_fido2_fallbacks",
+            "Fallbacks from passkeys to another method (normalised; at most 10 methods, the rest other)",
+            None,
+            u.fido2_fallbacks.iter().map(|(m, n)| (vec![("method", m.as_str())], *n)),
+        )?;
+    }
+    if u.fido2_up.is_some() {
+        gauge_family(
+            enc,
+            "jans_fido2_active_users",
+            "Distinct users with a successful passkey registration or authentication in the current UTC day, ISO week and month",
+            None,
+            ["day", "week", "month"].iter().zip(u.fido2_active).map(|(p, n)| (vec![("period", *p)], n as f64)),
+        )?;
+        counter(
+            enc,
+            "jans_exporter_fido2_duplicate_entries",
+            "FIDO2 entries received again (window overlap) and not counted twice",
+            None,
+            u.fido2_duplicates,
+        )?;
+    }
+    Ok(())
+}
+
 impl Collector for ViewCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let view = self.published.load();
         self.encode_view(&view, &mut enc)?;
+        encode_upstream(&view.upstream, &mut enc)?;
         if let Some(process) = &self.process {
             for (name, help, unit, value, is_counter) in process.sample() {
                 let name = format!("jans_exporter_{name}");

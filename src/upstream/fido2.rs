@@ -1,0 +1,348 @@
+//! jans-fido2's metrics API (reference §5): raw ceremony entries over a time window,
+//! and the service's health. Entries are re-asked with an overlap for late writes; the
+//! store drops the ones it has already counted (by `id`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Client, Endpoint, Poller};
+use crate::event::{Event, UserKey};
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Operation {
+    Registration,
+    Authentication,
+    Fallback,
+    Other,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 4] = [
+        Operation::Registration,
+        Operation::Authentication,
+        Operation::Fallback,
+        Operation::Other,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Registration => "registration",
+            Operation::Authentication => "authentication",
+            Operation::Fallback => "fallback",
+            Operation::Other => "other",
+        }
+    }
+    fn parse(s: &str) -> Operation {
+        match s.to_ascii_uppercase().as_str() {
+            "REGISTRATION" => Operation::Registration,
+            "AUTHENTICATION" => Operation::Authentication,
+            "FALLBACK" => Operation::Fallback,
+            _ => Operation::Other,
+        }
+    }
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Status {
+    Attempt,
+    Success,
+    Failure,
+    Abandoned,
+    Other,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Attempt,
+        Status::Success,
+        Status::Failure,
+        Status::Abandoned,
+        Status::Other,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Attempt => "attempt",
+            Status::Success => "success",
+            Status::Failure => "failure",
+            Status::Abandoned => "abandoned",
+            Status::Other => "other",
+        }
+    }
+    fn parse(s: &str) -> Status {
+        match s.to_ascii_uppercase().as_str() {
+            "ATTEMPT" => Status::Attempt,
+            "SUCCESS" => Status::Success,
+            "FAILURE" => Status::Failure,
+            "ABANDONED" => Status::Abandoned,
+            _ => Status::Other,
+        }
+    }
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Authenticator {
+    Platform,
+    CrossPlatform,
+    SecurityKey,
+    Unknown,
+}
+
+impl Authenticator {
+    pub const ALL: [Authenticator; 4] = [
+        Authenticator::Platform,
+        Authenticator::CrossPlatform,
+        Authenticator::SecurityKey,
+        Authenticator::Unknown,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Authenticator::Platform => "platform",
+            Authenticator::CrossPlatform => "cross-platform",
+            Authenticator::SecurityKey => "security-key",
+            Authenticator::Unknown => "unknown",
+        }
+    }
+    /// Both spellings: the API's `cross-platform` and the model's `CROSS_PLATFORM`.
+    fn parse(s: &str) -> Authenticator {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "platform" => Authenticator::Platform,
+            "cross-platform" => Authenticator::CrossPlatform,
+            "security-key" => Authenticator::SecurityKey,
+            _ => Authenticator::Unknown,
+        }
+    }
+}
+
+/// One entry, reduced to closed sets and opaque keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fido2Entry {
+    /// XXH3-64 of the entry's `id` (or of its content when it has none).
+    pub id: u64,
+    pub timestamp_ms: i64,
+    pub operation: Operation,
+    pub status: Status,
+    pub authenticator: Authenticator,
+    pub duration_ms: Option<f64>,
+    /// Upper-cased, `[A-Z0-9_]`, at most 40 characters; the store caps how many.
+    pub error_category: Option<String>,
+    pub fallback_method: Option<String>,
+    pub user: Option<UserKey>,
+}
+
+/// Free text to a label candidate: `[A-Z0-9_]`, at most 40 characters, or `None`.
+pub fn normalise(text: &str) -> Option<String> {
+    let mut out: String = text
+        .trim()
+        .chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while out.contains("__") {
+        out = out.replace("__", "_");
+    }
+    let out = out.trim_matches('_').to_string();
+    (!out.is_empty()).then_some(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEntry {
+    id: Option<String>,
+    timestamp: Option<Value>,
+    user_id: Option<String>,
+    username: Option<String>,
+    operation_type: Option<String>,
+    status: Option<String>,
+    duration_ms: Option<f64>,
+    authenticator_type: Option<String>,
+    error_category: Option<String>,
+    fallback_method: Option<String>,
+}
+
+fn timestamp_ms(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .ok()
+            .or_else(|| {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                    .ok()
+                    .map(|t| t.and_utc().timestamp_millis())
+            }),
+        _ => None,
+    }
+}
+
+/// Parses `/entries`; entries without a usable timestamp are skipped.
+pub fn parse_entries(body: &Value) -> Option<Vec<Fido2Entry>> {
+    let items = body.as_array()?;
+    Some(
+        items
+            .iter()
+            .filter_map(|v| {
+                let raw: RawEntry = serde_json::from_value(v.clone()).ok()?;
+                let ts = raw.timestamp.as_ref().and_then(timestamp_ms)?;
+                let id = match &raw.id {
+                    Some(id) => xxhash_rust::xxh3::xxh3_64(id.as_bytes()),
+                    None => xxhash_rust::xxh3::xxh3_64(v.to_string().as_bytes()),
+                };
+                let user = raw
+                    .username
+                    .as_deref()
+                    .or(raw.user_id.as_deref())
+                    .filter(|u| !u.is_empty())
+                    .map(UserKey::of);
+                Some(Fido2Entry {
+                    id,
+                    timestamp_ms: ts,
+                    operation: raw
+                        .operation_type
+                        .as_deref()
+                        .map_or(Operation::Other, Operation::parse),
+                    status: raw.status.as_deref().map_or(Status::Other, Status::parse),
+                    authenticator: raw
+                        .authenticator_type
+                        .as_deref()
+                        .map_or(Authenticator::Unknown, Authenticator::parse),
+                    duration_ms: raw.duration_ms.filter(|d| d.is_finite() && *d >= 0.0),
+                    error_category: raw.error_category.as_deref().and_then(normalise),
+                    fallback_method: raw.fallback_method.as_deref().and_then(normalise),
+                    user,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// ISO-8601 without offset, which the API reads as UTC.
+pub fn iso(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
+
+pub struct Fido2Poller {
+    pub client: Arc<Client>,
+    pub interval: Duration,
+    pub overlap: Duration,
+    /// Start of the next window (epoch ms).
+    pub since_ms: i64,
+}
+
+impl Poller for Fido2Poller {
+    fn poll<'a>(
+        &'a mut self,
+        events: &'a mut Vec<Event>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let health_url = self.client.url("/jans-fido2/restv1/metrics/health");
+            let up = self
+                .client
+                .get_json::<Value>(Endpoint::Fido2Health, &health_url, &[], events)
+                .await
+                .is_ok_and(|v| {
+                    v.get("status")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("UP"))
+                });
+            events.push(Event::Fido2Health { up });
+
+            let until_ms = chrono::Utc::now().timestamp_millis();
+            let url = self.client.url("/jans-fido2/restv1/metrics/entries");
+            let query = [
+                ("startTime", iso(self.since_ms)),
+                ("endTime", iso(until_ms)),
+            ];
+            let body: Value = match self
+                .client
+                .get_json(Endpoint::Fido2Entries, &url, &query, events)
+                .await
+            {
+                Ok(body) => body,
+                Err(_) => return false,
+            };
+            let Some(entries) = parse_entries(&body) else {
+                if let Some(Event::UpstreamCall(call)) = events.last_mut() {
+                    call.result = Err(super::ErrorReason::Decode);
+                }
+                return false;
+            };
+            events.extend(entries.into_iter().map(Event::Fido2));
+            events.push(Event::Fido2Synced { until_ms });
+            // Ask again from a little before: entries can be written after their time.
+            self.since_ms = until_ms - self.overlap.as_millis() as i64;
+            true
+        })
+    }
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+    fn name(&self) -> &'static str {
+        "fido2"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_upstream_sample_with_both_spellings_and_no_free_text_labels() {
+        let path = format!(
+            "{}/../shared/janssen/samples/fido2-entries.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let e = parse_entries(&body).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(
+            (e[0].operation, e[0].status, e[0].authenticator),
+            (
+                Operation::Registration,
+                Status::Success,
+                Authenticator::CrossPlatform
+            )
+        );
+        assert_eq!(e[0].duration_ms, Some(442.0));
+        assert_eq!(e[1].error_category.as_deref(), Some("USER_CANCELLED"));
+        assert_eq!(e[2].fallback_method.as_deref(), Some("PASSWORD"));
+        assert_eq!(e[0].user, Some(UserKey::of("admin")));
+        let model = serde_json::json!([{"id":"x","timestamp":"2026-01-01T12:00:00","authenticatorType":"SECURITY_KEY","operationType":"AUTHENTICATION","status":"SUCCESS"}]);
+        let m = parse_entries(&model).unwrap();
+        assert_eq!(m[0].authenticator, Authenticator::SecurityKey);
+        assert_eq!(m[0].timestamp_ms, 1_767_268_800_000);
+    }
+
+    #[test]
+    fn free_text_is_normalised_to_a_bounded_label_shape() {
+        assert_eq!(normalise("user cancelled!"), Some("USER_CANCELLED".into()));
+        assert_eq!(normalise("  "), None);
+        assert_eq!(normalise(&"x".repeat(500)).unwrap().len(), 40);
+        assert_eq!(
+            normalise("<script>alert(1)</script>"),
+            Some("SCRIPT_ALERT_1_SCRIPT".into())
+        );
+    }
+
+    #[test]
+    fn windows_are_iso_utc_without_offset() {
+        assert_eq!(iso(1_767_268_800_123), "2026-01-01T12:00:00");
+    }
+}

@@ -1,0 +1,71 @@
+//! `/jans-auth/sys/health-check` (reference §3): `{"status": "running"|"starting",
+//! "db_status": "online"|"offline", ...plugins}`, always HTTP 200.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Client, Endpoint, Poller};
+use crate::event::Event;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthReport {
+    pub running: bool,
+    pub starting: bool,
+    pub db_online: bool,
+    pub at_ms: i64,
+}
+
+impl HealthReport {
+    /// What the container image counts as healthy.
+    pub fn up(&self) -> bool {
+        self.running && self.db_online
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    status: String,
+    db_status: Option<String>,
+}
+
+pub struct HealthPoller {
+    pub client: Arc<Client>,
+    pub interval: Duration,
+}
+
+impl Poller for HealthPoller {
+    fn poll<'a>(
+        &'a mut self,
+        events: &'a mut Vec<Event>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let url = self.client.url("/jans-auth/sys/health-check");
+            match self
+                .client
+                .get_json::<Raw>(Endpoint::Health, &url, &[], events)
+                .await
+            {
+                Ok(raw) => {
+                    events.push(Event::Health(HealthReport {
+                        running: raw.status.eq_ignore_ascii_case("running"),
+                        starting: raw.status.eq_ignore_ascii_case("starting"),
+                        db_online: raw
+                            .db_status
+                            .is_some_and(|d| d.eq_ignore_ascii_case("online")),
+                        at_ms: chrono::Utc::now().timestamp_millis(),
+                    }));
+                    true
+                }
+                Err(_) => false,
+            }
+        })
+    }
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+    fn name(&self) -> &'static str {
+        "health"
+    }
+}

@@ -1,0 +1,504 @@
+//! Pollers of the Janssen HTTP API (reference §2–§5), one module per endpoint. They
+//! turn answers into events for the store; a scrape never waits on them.
+
+pub mod fido2;
+pub mod health;
+pub mod stat;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::config::{TokenAuthMethod, UpstreamConfig};
+use crate::event::{Batch, Event, Message};
+
+/// The upstream endpoints we call: `endpoint` label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Endpoint {
+    Discovery,
+    Token,
+    Stat,
+    Health,
+    Fido2Entries,
+    Fido2Health,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::Discovery,
+        Endpoint::Token,
+        Endpoint::Stat,
+        Endpoint::Health,
+        Endpoint::Fido2Entries,
+        Endpoint::Fido2Health,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Discovery => "discovery",
+            Endpoint::Token => "token",
+            Endpoint::Stat => "stat",
+            Endpoint::Health => "health",
+            Endpoint::Fido2Entries => "fido2_entries",
+            Endpoint::Fido2Health => "fido2_health",
+        }
+    }
+}
+
+/// Why a call failed: `reason` label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum ErrorReason {
+    Timeout,
+    Connect,
+    Tls,
+    Http4xx,
+    Http5xx,
+    /// Not the JSON we expect, or over `upstream.max_body_bytes`.
+    Decode,
+    /// No token could be had, or the token was refused.
+    Auth,
+}
+
+impl ErrorReason {
+    pub const ALL: [ErrorReason; 7] = [
+        ErrorReason::Timeout,
+        ErrorReason::Connect,
+        ErrorReason::Tls,
+        ErrorReason::Http4xx,
+        ErrorReason::Http5xx,
+        ErrorReason::Decode,
+        ErrorReason::Auth,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Timeout => "timeout",
+            ErrorReason::Connect => "connect",
+            ErrorReason::Tls => "tls",
+            ErrorReason::Http4xx => "http_4xx",
+            ErrorReason::Http5xx => "http_5xx",
+            ErrorReason::Decode => "decode",
+            ErrorReason::Auth => "auth",
+        }
+    }
+}
+
+/// The outcome of one request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Call {
+    pub endpoint: Endpoint,
+    pub result: Result<(), ErrorReason>,
+    pub seconds: f64,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read upstream.ca_file {0}: {1}")]
+    CaFile(PathBuf, String),
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    token_endpoint: String,
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+struct CachedToken {
+    value: String,
+    /// Refresh before this instant.
+    until: Instant,
+}
+
+/// The client secret, from config or a mounted file re-read when it changes.
+struct SecretSource {
+    inline: String,
+    file: Option<PathBuf>,
+    cached: Option<(SystemTime, String)>,
+}
+
+impl SecretSource {
+    fn get(&mut self) -> Option<String> {
+        let Some(path) = &self.file else {
+            return (!self.inline.is_empty()).then(|| self.inline.clone());
+        };
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        if self.cached.as_ref().is_none_or(|(t, _)| *t != modified) {
+            let text = std::fs::read_to_string(path).ok()?;
+            self.cached = Some((modified, text.trim_end_matches(['\r', '\n']).to_string()));
+        }
+        self.cached.as_ref().map(|(_, s)| s.clone())
+    }
+}
+
+/// One HTTP client for every poller: TLS, timeouts, body limits, the OAuth token.
+pub struct Client {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    max_body: u64,
+    client_id: Option<String>,
+    method: TokenAuthMethod,
+    scope: String,
+    secret: Mutex<SecretSource>,
+    endpoints: Mutex<Option<(String, Option<String>)>>,
+    token: Mutex<Option<CachedToken>>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Maps a transport error to a reason label.
+fn classify(e: &reqwest::Error) -> ErrorReason {
+    if e.is_timeout() {
+        return ErrorReason::Timeout;
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        let text = err.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return ErrorReason::Tls;
+        }
+        source = err.source();
+    }
+    if e.is_connect() {
+        ErrorReason::Connect
+    } else if e.is_status() {
+        match e.status().map(|s| s.as_u16()) {
+            Some(400..=499) => ErrorReason::Http4xx,
+            _ => ErrorReason::Http5xx,
+        }
+    } else if e.is_decode() || e.is_body() {
+        ErrorReason::Decode
+    } else {
+        ErrorReason::Connect
+    }
+}
+
+impl Client {
+    pub fn new(cfg: &UpstreamConfig, base_url: &str) -> Result<Client, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout)
+            .user_agent(concat!("jans-exporter/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(3));
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::CaFile(path.clone(), e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::CaFile(path.clone(), e.to_string()))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if cfg.insecure_skip_verify {
+            tracing::warn!("upstream.insecure_skip_verify is ON: the auth server's certificate is NOT checked; anyone on the path can read the client secret and forge figures");
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        let base = reqwest::Url::parse(base_url).map_err(|e| ClientError::Build(e.to_string()))?;
+        Ok(Client {
+            http,
+            base,
+            max_body: cfg.max_body_bytes,
+            client_id: cfg.client_id.clone(),
+            method: cfg.token_auth_method,
+            scope: cfg.stat_scope.clone(),
+            secret: Mutex::new(SecretSource {
+                inline: cfg.client_secret.expose().to_string(),
+                file: cfg.client_secret_file.clone(),
+                cached: None,
+            }),
+            endpoints: Mutex::new(None),
+            token: Mutex::new(None),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let mut url = self.base.clone();
+        let joined = format!("{}{}", self.base.path().trim_end_matches('/'), path);
+        url.set_path(&joined);
+        url.to_string()
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.client_id.is_some()
+    }
+
+    /// Sends a request and reads its body within the size limit.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ErrorReason> {
+        let mut response = request.send().await.map_err(|e| classify(&e))?;
+        let status = response.status();
+        if response.content_length().is_some_and(|n| n > self.max_body) {
+            return Err(ErrorReason::Decode);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+            if body.len() as u64 + chunk.len() as u64 > self.max_body {
+                return Err(ErrorReason::Decode);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+
+    fn check_status(status: reqwest::StatusCode) -> Result<(), ErrorReason> {
+        match status.as_u16() {
+            200..=299 => Ok(()),
+            401 | 403 => Err(ErrorReason::Auth),
+            400..=499 => Err(ErrorReason::Http4xx),
+            _ => Err(ErrorReason::Http5xx),
+        }
+    }
+
+    /// Times a call and records its outcome in `events`.
+    async fn timed<T>(
+        &self,
+        endpoint: Endpoint,
+        events: &mut Vec<Event>,
+        f: impl std::future::Future<Output = Result<T, ErrorReason>>,
+    ) -> Result<T, ErrorReason> {
+        let started = Instant::now();
+        let result = f.await;
+        events.push(Event::UpstreamCall(Call {
+            endpoint,
+            result: result.as_ref().map(|_| ()).map_err(|e| *e),
+            seconds: started.elapsed().as_secs_f64(),
+            at_ms: now_ms(),
+        }));
+        result
+    }
+
+    /// GET a JSON document without authentication.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        url: &str,
+        query: &[(&str, String)],
+        events: &mut Vec<Event>,
+    ) -> Result<T, ErrorReason> {
+        self.timed(endpoint, events, async {
+            let (status, body) = self.send(self.http.get(url).query(query)).await?;
+            Self::check_status(status)?;
+            serde_json::from_slice(&body).map_err(|_| ErrorReason::Decode)
+        })
+        .await
+    }
+
+    /// GET with the client-credentials token; a 401 refreshes the token and retries once.
+    pub async fn get_json_authorized<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        url: &str,
+        query: &[(&str, String)],
+        events: &mut Vec<Event>,
+    ) -> Result<T, ErrorReason> {
+        let mut token = match self.token(events, false).await {
+            Ok(t) => t,
+            Err(e) => {
+                events.push(Event::UpstreamCall(Call {
+                    endpoint,
+                    result: Err(e),
+                    seconds: 0.0,
+                    at_ms: now_ms(),
+                }));
+                return Err(e);
+            }
+        };
+        for attempt in 0..2 {
+            let result = self
+                .timed(endpoint, events, async {
+                    let (status, body) = self
+                        .send(self.http.get(url).query(query).bearer_auth(&token))
+                        .await?;
+                    Self::check_status(status)?;
+                    serde_json::from_slice(&body).map_err(|_| ErrorReason::Decode)
+                })
+                .await;
+            match result {
+                Err(ErrorReason::Auth) if attempt == 0 => match self.token(events, true).await {
+                    Ok(t) => token = t,
+                    Err(e) => return Err(e),
+                },
+                other => return other,
+            }
+        }
+        Err(ErrorReason::Auth)
+    }
+
+    /// The token and introspection endpoints from discovery (cached once found).
+    pub async fn endpoints(
+        &self,
+        events: &mut Vec<Event>,
+    ) -> Result<(String, Option<String>), ErrorReason> {
+        let mut cached = self.endpoints.lock().await;
+        if let Some(e) = cached.as_ref() {
+            return Ok(e.clone());
+        }
+        let url = self.url("/.well-known/openid-configuration");
+        let d: Discovery = self
+            .get_json(Endpoint::Discovery, &url, &[], events)
+            .await?;
+        let found = (d.token_endpoint, d.introspection_endpoint);
+        *cached = Some(found.clone());
+        Ok(found)
+    }
+
+    /// A cached access token, fetched (or, with `refresh`, replaced) when needed.
+    async fn token(&self, events: &mut Vec<Event>, refresh: bool) -> Result<String, ErrorReason> {
+        let mut cached = self.token.lock().await;
+        if let (false, Some(t)) = (refresh, cached.as_ref()) {
+            if Instant::now() < t.until {
+                return Ok(t.value.clone());
+            }
+        }
+        *cached = None;
+        let Some(client_id) = self.client_id.clone() else {
+            return Err(ErrorReason::Auth);
+        };
+        let secret = self.secret.lock().await.get().ok_or(ErrorReason::Auth)?;
+        let (token_endpoint, _) = self.endpoints(events).await?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("scope", self.scope.as_str()),
+        ];
+        let response: TokenResponse = self
+            .timed(Endpoint::Token, events, async {
+                let request = self.http.post(&token_endpoint);
+                let request = match self.method {
+                    TokenAuthMethod::ClientSecretBasic => {
+                        request.basic_auth(&client_id, Some(&secret)).form(&form)
+                    }
+                    TokenAuthMethod::ClientSecretPost => {
+                        let mut fields = form.to_vec();
+                        fields.push(("client_id", &client_id));
+                        fields.push(("client_secret", &secret));
+                        request.form(&fields)
+                    }
+                };
+                let (status, body) = self.send(request).await?;
+                match status.as_u16() {
+                    200..=299 => serde_json::from_slice(&body).map_err(|_| ErrorReason::Decode),
+                    400 | 401 | 403 => Err(ErrorReason::Auth),
+                    s if s < 500 => Err(ErrorReason::Http4xx),
+                    _ => Err(ErrorReason::Http5xx),
+                }
+            })
+            .await?;
+        // Refresh a little before the server's expiry (10 %, at least 5 s, at most 60 s).
+        let lifetime = Duration::from_secs(response.expires_in.unwrap_or(300));
+        let margin = (lifetime / 10)
+            .clamp(Duration::from_secs(5), Duration::from_secs(60))
+            .min(lifetime);
+        *cached = Some(CachedToken {
+            value: response.access_token.clone(),
+            until: Instant::now() + lifetime - margin,
+        });
+        Ok(response.access_token)
+    }
+}
+
+/// Delay after `failures` consecutive failures: the interval when healthy, else
+/// exponential from 1 s, capped at the interval, with ±20 % jitter.
+pub fn next_delay(interval: Duration, failures: u32, rng: &mut fastrand::Rng) -> Duration {
+    let base = if failures == 0 {
+        interval
+    } else {
+        Duration::from_secs(1u64 << (failures - 1).min(16)).min(interval)
+    };
+    base.mul_f64(0.8 + 0.4 * rng.f64())
+}
+
+/// Something polled on an interval.
+pub trait Poller: Send {
+    /// One poll; `Ok` when the upstream answered usefully.
+    fn poll<'a>(
+        &'a mut self,
+        events: &'a mut Vec<Event>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
+    fn interval(&self) -> Duration;
+    fn name(&self) -> &'static str;
+}
+
+/// Runs a poller until `shutdown` flips, sending each poll's events to the store.
+pub async fn run(
+    mut poller: Box<dyn Poller>,
+    tx: tokio::sync::mpsc::Sender<Message>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut rng = fastrand::Rng::new();
+    let mut failures = 0u32;
+    loop {
+        let mut events = Vec::new();
+        let ok = tokio::select! {
+            ok = poller.poll(&mut events) => ok,
+            _ = shutdown.changed() => return,
+        };
+        if !events.is_empty()
+            && tx
+                .send(Message::Batch(Batch {
+                    events,
+                    ..Batch::default()
+                }))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        failures = if ok { 0 } else { failures.saturating_add(1) };
+        if failures == 1 {
+            tracing::warn!(
+                poller = poller.name(),
+                "upstream poll failed; retrying with backoff"
+            );
+        }
+        let delay = next_delay(poller.interval(), failures, &mut rng);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_up_to_the_interval_with_jitter() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let interval = Duration::from_secs(300);
+        for _ in 0..100 {
+            let d = next_delay(interval, 0, &mut rng);
+            assert!(d >= Duration::from_secs(240) && d <= Duration::from_secs(360));
+            let d = next_delay(interval, 1, &mut rng);
+            assert!(d >= Duration::from_millis(800) && d <= Duration::from_millis(1200));
+            let d = next_delay(interval, 4, &mut rng);
+            assert!(d >= Duration::from_millis(6400) && d <= Duration::from_millis(9600));
+            let d = next_delay(interval, 30, &mut rng);
+            assert!(d <= Duration::from_secs(360), "capped at the interval");
+        }
+    }
+}
