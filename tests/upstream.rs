@@ -441,3 +441,47 @@ fn health_maps_to_up_db_online_and_starting() {
     );
     wait_value(&exporter, "jans_auth_server_up", 0.0);
 }
+
+#[test]
+fn a_mounted_secret_file_is_reread_when_it_changes_with_client_secret_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeJanssen::start();
+    let (_, cur) = months_to_poll(chrono::Utc::now());
+    fake.set_tokens(cur, 1, &[("implicit", "id_token", 4)]);
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, "wrong-secret\n").unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, b"").unwrap();
+    let upstream = format!(
+        "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = {:?}\ntoken_auth_method = \"client_secret_post\"\nstat_interval = \"1s\"\nhealth_interval = \"1s\"\nfido2_interval = \"0s\"\ntimeout = \"500ms\"\n",
+        fake.base(),
+        secret.display().to_string()
+    );
+    let exporter = Exporter::start(&write_config(dir.path(), &[log], &upstream));
+    let refused = wait_for(Duration::from_secs(10), || {
+        (value(
+            &exporter,
+            "jans_upstream_errors_total{endpoint=\"token\",reason=\"auth\"}",
+        )
+        .unwrap_or(0.0)
+            >= 1.0)
+            .then_some(())
+    });
+    assert!(
+        refused.is_some(),
+        "a wrong secret is an auth error:\n{}",
+        exporter.metrics()
+    );
+    // The secret is rotated in the mounted file: picked up without a restart.
+    std::thread::sleep(Duration::from_millis(1100)); // a new mtime, even on coarse clocks
+    std::fs::write(&secret, format!("{CLIENT_SECRET}\n")).unwrap();
+    wait_value(
+        &exporter,
+        "jans_tokens_issued_total{grant_type=\"implicit\",token_type=\"id_token\"}",
+        4.0,
+    );
+    assert!(fake.with(|s| s
+        .requests
+        .iter()
+        .any(|r| r.starts_with("POST /jans-auth/restv1/token"))));
+}
