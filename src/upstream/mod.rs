@@ -291,6 +291,16 @@ impl Client {
         result
     }
 
+    /// Sends `request` and decodes a successful answer's JSON body.
+    async fn fetch_json<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ErrorReason> {
+        let (status, body) = self.send(request).await?;
+        Self::check_status(status)?;
+        serde_json::from_slice(&body).map_err(|_| ErrorReason::Decode)
+    }
+
     /// GET a JSON document without authentication.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
@@ -299,11 +309,11 @@ impl Client {
         query: &[(&str, String)],
         events: &mut Vec<Event>,
     ) -> Result<T, ErrorReason> {
-        self.timed(endpoint, events, async {
-            let (status, body) = self.send(self.http.get(url).query(query)).await?;
-            Self::check_status(status)?;
-            serde_json::from_slice(&body).map_err(|_| ErrorReason::Decode)
-        })
+        self.timed(
+            endpoint,
+            events,
+            self.fetch_json(self.http.get(url).query(query)),
+        )
         .await
     }
 
@@ -328,15 +338,8 @@ impl Client {
             }
         };
         for attempt in 0..2 {
-            let result = self
-                .timed(endpoint, events, async {
-                    let (status, body) = self
-                        .send(self.http.get(url).query(query).bearer_auth(&token))
-                        .await?;
-                    Self::check_status(status)?;
-                    serde_json::from_slice(&body).map_err(|_| ErrorReason::Decode)
-                })
-                .await;
+            let request = self.http.get(url).query(query).bearer_auth(&token);
+            let result = self.timed(endpoint, events, self.fetch_json(request)).await;
             match result {
                 Err(ErrorReason::Auth) if attempt == 0 => match self.token(events, true).await {
                     Ok(t) => token = t,
