@@ -297,12 +297,12 @@ impl UpstreamFigures {
         self.fido2_synced_ms = Some(self.fido2_synced_ms.map_or(until_ms, |t| t.max(until_ms)));
         let oldest = until_ms - SEEN_WINDOW_MS;
         self.seen.retain(|_, ts| *ts >= oldest);
-        while self.seen.len() > SEEN_MAX {
-            // Drop the oldest ids first.
-            let Some((&id, _)) = self.seen.iter().min_by_key(|(_, ts)| **ts) else {
-                break;
-            };
-            self.seen.remove(&id);
+        if self.seen.len() > SEEN_MAX {
+            // Keep the newest SEEN_MAX ids: one selection, not a scan per id.
+            let mut times: Vec<i64> = self.seen.values().copied().collect();
+            let excess = times.len() - SEEN_MAX;
+            let cutoff = *times.select_nth_unstable(excess).1;
+            self.seen.retain(|_, ts| *ts >= cutoff);
         }
     }
 
@@ -420,5 +420,22 @@ mod tests {
         }
         u.fido2_synced(1_795_392_000_000 + SEEN_WINDOW_MS + 50);
         assert_eq!(u.seen.len(), 50);
+    }
+
+    #[test]
+    fn dedup_memory_is_bounded_by_count() {
+        let mut u = UpstreamFigures::new(14, 13);
+        let h = Horizon::default();
+        for id in 0..(SEEN_MAX as u64 + 1000) {
+            let mut e = entry(id, None);
+            e.status = Status::Success;
+            u.fido2(&e, &h);
+        }
+        u.fido2_synced(1_795_392_000_000);
+        assert_eq!(u.seen.len(), SEEN_MAX);
+        assert!(
+            !u.seen.contains_key(&0) && u.seen.contains_key(&(SEEN_MAX as u64 + 999)),
+            "the oldest go first"
+        );
     }
 }
