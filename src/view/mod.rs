@@ -1,4 +1,5 @@
 //! Views: read the store's published [`crate::store::View`]; never write to it.
 
 pub mod http;
+pub mod janssen_stat;
 pub mod metrics;
