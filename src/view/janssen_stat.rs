@@ -127,9 +127,12 @@ pub fn parse_query(params: &[(String, String)]) -> Result<StatQuery, ErrorAnswer
     Ok(StatQuery { months, format })
 }
 
-/// grant → token type → count, for one month, from the upstream-derived counts.
-fn tokens_of(view: &View, month: u32) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+/// grant type → token type → count.
+type GrantCounts = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// One month's counts from the upstream-derived figures.
+fn tokens_of(view: &View, month: u32) -> GrantCounts {
+    let mut out: GrantCounts = BTreeMap::new();
     for ((m, grant, token), n) in &view.upstream.stat_tokens {
         if *m == month && *n > 0 {
             out.entry(grant.clone())
@@ -185,7 +188,7 @@ fn openmetrics(view: &View, months: &[u32]) -> String {
     let mut out = String::from(
         "# HELP monthly_active_users Monthly active users\n# TYPE monthly_active_users counter\n",
     );
-    let with_data: Vec<(u32, u64, BTreeMap<String, BTreeMap<String, u64>>)> = months
+    let with_data: Vec<(u32, u64, GrantCounts)> = months
         .iter()
         .filter(|m| item(view, **m).is_some())
         .map(|m| (*m, mau_of(view, *m), tokens_of(view, *m)))
@@ -255,8 +258,10 @@ mod tests {
 
     /// The figures behind the shared samples.
     fn sample_view() -> View {
-        let mut view = View::default();
-        view.monthly = vec![(202609, 0), (202610, 5), (202611, 7)];
+        let mut view = View {
+            monthly: vec![(202609, 0), (202610, 5), (202611, 7)],
+            ..View::default()
+        };
         for (m, g, t, n) in [
             (202610, "authorization_code", "access_token", 3),
             (202610, "authorization_code", "id_token", 3),
