@@ -10,6 +10,7 @@ use crate::source::tailer::{Sink, SinkClosed, StartAt, Tailer, TailerConfig};
 use crate::store::persist::{Loaded, StateFile};
 use crate::store::{self, Persistence, Published, Store, StoreConfig};
 use crate::upstream::{self, fido2::Fido2Poller, health::HealthPoller, stat::StatPoller};
+use crate::view::auth::{Authorizer, Introspection, StaticTokens};
 use crate::view::http::{self, HttpApp};
 use crate::view::metrics;
 
@@ -66,6 +67,25 @@ pub fn replay(config: &Config, files: &[PathBuf]) -> String {
     let published = Arc::new(Published::default());
     published.store(store.view(store::now_ms()));
     metrics::encode_openmetrics(&metrics::registry(published, None))
+}
+
+/// Who may read the Janssen-compatible stat endpoint: static tokens if configured, else
+/// introspection through the upstream client, else nobody.
+fn stat_authorizer(config: &Config) -> Result<Option<Arc<dyn Authorizer>>, AppError> {
+    if let Some(path) = &config.api.static_tokens_file {
+        let tokens = StaticTokens::load(path).map_err(|e| AppError::Upstream(e.to_string()))?;
+        return Ok(Some(Arc::new(tokens)));
+    }
+    let u = &config.upstream;
+    match (&u.base_url, &u.client_id) {
+        (Some(base), Some(_)) => {
+            let client = Arc::new(
+                upstream::Client::new(u, base).map_err(|e| AppError::Upstream(e.to_string()))?,
+            );
+            Ok(Some(Arc::new(Introspection::new(client, &u.stat_scope))))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Starts the upstream pollers the configuration asks for.
@@ -224,6 +244,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let app = Arc::new(HttpApp {
         registry: metrics::registry(Arc::clone(&published), Some(process)),
         published,
+        stat_auth: stat_authorizer(&config)?,
+        health_stale_after: config.upstream.health_interval * 3,
+        compat_slots: tokio::sync::Semaphore::new(64),
     });
     http::serve(listener, app, shutdown_signal()).await;
 

@@ -34,6 +34,8 @@ enum Command {
     },
     /// Validate and print the effective configuration, secrets redacted.
     CheckConfig,
+    /// Read a token on standard input and print its line for `api.static_tokens_file`.
+    HashToken,
 }
 
 fn init_logging() {
@@ -51,6 +53,18 @@ fn init_logging() {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Some(Command::HashToken) = cli.command {
+        let mut token = String::new();
+        if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {
+            eprintln!("jans-exporter: give the token on standard input");
+            return ExitCode::from(2);
+        }
+        println!(
+            "{}",
+            crate::view::auth::StaticTokens::hash_line(token.trim())
+        );
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -63,6 +77,7 @@ pub fn main() -> ExitCode {
             print!("{}", config.to_redacted_toml());
             ExitCode::SUCCESS
         }
+        Command::HashToken => ExitCode::SUCCESS,
         Command::Replay { files } => {
             print!("{}", app::replay(&config, &files));
             ExitCode::SUCCESS

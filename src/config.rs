@@ -43,6 +43,17 @@ pub struct Config {
     pub active_users: ActiveUsersConfig,
     pub state: StateConfig,
     pub upstream: UpstreamConfig,
+    pub api: ApiConfig,
+}
+
+/// The Janssen-compatible endpoints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// `sha256:<hex>` lines (`jans-exporter hash-token`): tokens accepted instead of
+    /// introspection, for standalone or demo setups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_tokens_file: Option<PathBuf>,
 }
 
 /// A secret: never printed. Accepts numbers too (figment reads `123456` from the
@@ -258,6 +269,7 @@ impl Config {
                 flush_interval: Duration::from_secs(10),
             },
             upstream: UpstreamConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 

@@ -423,6 +423,23 @@ impl Client {
     }
 }
 
+impl Client {
+    /// RFC 7662 introspection of `token`, authenticating as this client (Basic).
+    pub async fn introspect(&self, token: &str) -> Result<serde_json::Value, ErrorReason> {
+        let mut events = Vec::new();
+        let (_, introspection) = self.endpoints(&mut events).await?;
+        let url = introspection.ok_or(ErrorReason::Decode)?;
+        let client_id = self.client_id.clone().ok_or(ErrorReason::Auth)?;
+        let secret = self.secret.lock().await.get().ok_or(ErrorReason::Auth)?;
+        let request = self
+            .http
+            .post(url)
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token)]);
+        self.fetch_json(request).await
+    }
+}
+
 /// Delay after `failures` consecutive failures: the interval when healthy, else
 /// exponential from 1 s, capped at the interval, with ±20 % jitter.
 pub fn next_delay(interval: Duration, failures: u32, rng: &mut fastrand::Rng) -> Duration {

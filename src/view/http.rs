@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY,
@@ -23,6 +23,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::auth::{self, Authorizer, Decision};
+use super::janssen_stat;
 use super::metrics::{
     encode_openmetrics, openmetrics_to_prometheus_text, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
 };
@@ -39,7 +41,18 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct HttpApp {
     pub registry: Registry,
     pub published: Arc<Published>,
+    /// Who may read the Janssen-compatible stat endpoint; `None`: nobody (503).
+    pub stat_auth: Option<Arc<dyn Authorizer>>,
+    /// A health answer older than this is stale: `status` is then not `running`.
+    pub health_stale_after: Duration,
+    /// Janssen-compatible requests in flight at most; more get 503.
+    pub compat_slots: Semaphore,
 }
+
+/// Bodies of Janssen-compatible POSTs (a form of a few parameters) are at most this.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+pub const STAT_PATH: &str = "/jans-auth/restv1/internal/stat";
+pub const HEALTH_PATH: &str = "/jans-auth/sys/health-check";
 
 type Body = Full<Bytes>;
 
@@ -178,7 +191,124 @@ impl HttpApp {
     }
 }
 
+fn json_answer(status: u16, body: String) -> Response<Body> {
+    response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/json",
+        body,
+    )
+}
+
+fn unavailable(why: &str) -> Response<Body> {
+    let body = serde_json::json!({"error": "temporarily_unavailable", "error_description": why})
+        .to_string();
+    json_answer(503, body)
+}
+
+impl HttpApp {
+    /// `GET|POST /jans-auth/restv1/internal/stat`, checked in upstream's order:
+    /// authorization (401), then months (400).
+    async fn stat(&self, req: Request<Incoming>) -> Response<Body> {
+        let Ok(_slot) = self.compat_slots.try_acquire() else {
+            return unavailable("too many requests in flight");
+        };
+        let (parts, body) = req.into_parts();
+        let mut params: Vec<(String, String)> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        if parts.method == Method::POST {
+            match Limited::new(body, MAX_FORM_BYTES).collect().await {
+                Ok(bytes) => params.extend(form_urlencoded::parse(&bytes.to_bytes()).into_owned()),
+                Err(_) => return json_answer(
+                    413,
+                    r#"{"error":"invalid_request","error_description":"request body too large"}"#
+                        .into(),
+                ),
+            }
+        }
+        let bearer = parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let Some(token) = bearer else {
+            let a = janssen_stat::unauthorized(auth::NO_GRANT);
+            return json_answer(a.status, a.body);
+        };
+        let Some(authorizer) = &self.stat_auth else {
+            return unavailable(
+                "no way to check tokens is configured (upstream client or api.static_tokens_file)",
+            );
+        };
+        match authorizer.check(token).await {
+            Decision::Allow => {}
+            Decision::Deny(reason) => {
+                let a = janssen_stat::unauthorized(&reason);
+                return json_answer(a.status, a.body);
+            }
+            Decision::Unavailable => {
+                return unavailable(
+                    "cannot check the token: introspection is unreachable or rate limited",
+                )
+            }
+        }
+        match janssen_stat::parse_query(&params) {
+            Ok(query) => {
+                let (content_type, body) = janssen_stat::render(&self.published.load(), &query);
+                response(StatusCode::OK, content_type, body)
+            }
+            Err(a) => json_answer(a.status, a.body),
+        }
+    }
+
+    /// `GET|POST /jans-auth/sys/health-check`, from the health poller's last answer.
+    fn health_check(&self) -> Response<Body> {
+        let view = self.published.load();
+        let u = &view.upstream;
+        let Some(h) = u.health else {
+            return json_answer(
+                503,
+                r#"{"status": "unknown", "db_status":"unknown"}"#.into(),
+            );
+        };
+        let stale =
+            view.at_ms - h.at_ms > self.health_stale_after.as_millis() as i64 || u.health_failed;
+        let status = match (stale, h.running, h.starting) {
+            (true, _, _) => "unknown",
+            (false, true, _) => "running",
+            (false, false, true) => "starting",
+            _ => "unknown",
+        };
+        let db = if h.db_online { "online" } else { "offline" };
+        json_answer(
+            200,
+            format!("{{\"status\": \"{status}\", \"db_status\":\"{db}\"}}"),
+        )
+    }
+}
+
 async fn handle(app: Arc<HttpApp>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path();
+    if path == STAT_PATH || path == HEALTH_PATH {
+        if req.method() != Method::GET && req.method() != Method::POST {
+            let mut r = response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "method not allowed\n",
+            );
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, POST"));
+            return Ok(r);
+        }
+        return Ok(if path == STAT_PATH {
+            app.stat(req).await
+        } else {
+            app.health_check()
+        });
+    }
     Ok(app.route(req.method(), req.uri().path(), req.headers()))
 }
 

@@ -1,5 +1,6 @@
 //! Views: read the store's published [`crate::store::View`]; never write to it.
 
+pub mod auth;
 pub mod http;
 pub mod janssen_stat;
 pub mod metrics;

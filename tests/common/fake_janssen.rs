@@ -53,6 +53,9 @@ pub struct State {
     pub fido2_up: bool,
     pub faults: HashMap<String, VecDeque<Fault>>,
     pub requests: Vec<String>,
+    /// Tokens of API clients the exporter must introspect: token → (scope, exp seconds).
+    pub user_tokens: HashMap<String, (String, i64)>,
+    pub introspections: u32,
 }
 
 pub struct FakeJanssen {
@@ -181,6 +184,39 @@ impl State {
         json_response(200, json!({"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl, "scope": scope}).to_string(), "application/json")
     }
 
+    /// RFC 7662, authenticated with the exporter's client credentials (Basic).
+    fn introspect(
+        &mut self,
+        headers: &hyper::HeaderMap,
+        form: &[(String, String)],
+    ) -> Response<Full<Bytes>> {
+        let creds = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(base64_engine::decode_basic);
+        if creds != Some((CLIENT_ID.to_string(), CLIENT_SECRET.to_string())) {
+            return json_response(401, r#"{"error":"invalid_client"}"#, "application/json");
+        }
+        self.introspections += 1;
+        let token = form
+            .iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let body = match self.user_tokens.get(token) {
+            Some((scope, exp)) => {
+                json!({"active": true, "scope": scope, "client_id": CLIENT_ID, "username": null, "token_type": "Bearer",
+                "exp": exp, "iat": exp - 300, "sub": "", "aud": CLIENT_ID, "iss": self.base, "jti": null, "acr_values": null, "nbf": null, "cnf": null})
+            }
+            None => {
+                json!({"active": false, "scope": null, "client_id": null, "username": null, "token_type": null, "exp": null, "iat": null,
+                "sub": null, "aud": null, "iss": null, "jti": null, "acr_values": null, "nbf": null, "cnf": null})
+            }
+        };
+        json_response(200, body.to_string(), "application/json")
+    }
+
     fn fido2_entries(&self, params: &[(String, String)]) -> Response<Full<Bytes>> {
         let get = |k: &str| {
             params
@@ -299,6 +335,7 @@ async fn handle(
             "application/json",
         ),
         "/jans-auth/restv1/token" => s.token(&parts.headers, &params),
+        "/jans-auth/restv1/introspection" => s.introspect(&parts.headers, &params),
         "/jans-auth/restv1/internal/stat" => s.stat(&parts.headers, &params),
         "/jans-auth/sys/health-check" => {
             let (status, db) = s.health.clone();
@@ -350,6 +387,8 @@ impl FakeJanssen {
             fido2_up: true,
             faults: HashMap::new(),
             requests: Vec::new(),
+            user_tokens: HashMap::new(),
+            introspections: 0,
         }));
         let shared = Arc::clone(&state);
         runtime.spawn(async move {
@@ -384,6 +423,15 @@ impl FakeJanssen {
 
     pub fn fault(&self, path: &str, faults: impl IntoIterator<Item = Fault>) {
         self.with(|s| s.faults.entry(path.to_string()).or_default().extend(faults));
+    }
+
+    /// A token an API client would present, valid for `seconds` (negative: expired).
+    pub fn mint(&self, token: &str, scope: &str, seconds: i64) {
+        let exp = chrono::Utc::now().timestamp() + seconds;
+        self.with(|s| {
+            s.user_tokens
+                .insert(token.to_string(), (scope.to_string(), exp))
+        });
     }
 
     pub fn set_tokens(&self, month: u32, mau: u64, counts: &[(&str, &str, u64)]) {
