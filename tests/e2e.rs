@@ -1,0 +1,302 @@
+//! End to end with the real Prometheus and Alertmanager (Debian packages, installed by
+//! `.ci/run`): the exporter and a fake Janssen are scraped by Prometheus with the
+//! shipped rules; a burst of failed authorizations must reach an Alertmanager webhook,
+//! and no other alert may fire. Everything binds to 127.0.0.1 and is stopped by PID.
+
+mod common;
+#[path = "common/fake_janssen.rs"]
+mod fake_janssen;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use fake_janssen::*;
+use jans_exporter::generate::{write_record, Generator, Layout, Spec};
+
+/// A daemon killed by PID when dropped, pass or fail.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(program: &str, args: &[String], log: &Path) -> Daemon {
+    let log = std::fs::File::create(log).unwrap();
+    Daemon(
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}")),
+    )
+}
+
+fn wait_ready(port: u16, what: &str, log: &Path) {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ready = wait_for(Duration::from_secs(30), || {
+        http(addr, "GET", "/-/ready", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    assert!(
+        ready.is_some(),
+        "{what} not ready:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// A webhook receiver on loopback that keeps every body it gets.
+fn webhook(stop: Arc<AtomicBool>) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length.min(1 << 20)];
+            if reader.read_exact(&mut body).is_ok() {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, bodies)
+}
+
+fn append(path: &Path, records: impl Iterator<Item = jans_exporter::generate::Record>) {
+    let mut out = Vec::new();
+    for r in records {
+        write_record(&mut out, Layout::Text, &r, 0).unwrap();
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(&out)
+        .unwrap();
+}
+
+fn query(prometheus: u16, promql: &str) -> serde_json::Value {
+    let q: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
+    let addr = format!("127.0.0.1:{prometheus}").parse().unwrap();
+    let r = http(addr, "GET", &format!("/api/v1/query?query={q}"), &[], b"").unwrap();
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{promql}: {e}: {}", r.text()))
+}
+
+#[test]
+fn a_burst_of_failed_authorizations_pages_through_prometheus_and_alertmanager() {
+    for tool in ["prometheus", "prometheus-alertmanager", "promtool"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
+            eprintln!("SKIPPED: {tool} not installed");
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // The auth server side: a fake Janssen and an audit log with normal traffic.
+    let fake = FakeJanssen::start();
+    let log = d.join("audit.log");
+    let now = chrono::Utc::now().timestamp_millis();
+    let normal = Generator::new(Spec {
+        start_ms: now - 600_000,
+        mean_gap_ms: 1_000,
+        ..Spec::default()
+    })
+    .take(300);
+    std::fs::write(&log, b"").unwrap();
+    append(&log, normal);
+    let upstream = format!(
+        "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"2s\"\nhealth_interval = \"1s\"\nfido2_interval = \"2s\"\n",
+        fake.base()
+    );
+    let exporter = Exporter::start(&write_config(d, &[log.clone()], &upstream));
+    exporter.wait_ready();
+
+    // Alertmanager with a webhook receiver.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (hook_port, hook_bodies) = webhook(Arc::clone(&stop));
+    let am_port = free_port();
+    std::fs::write(
+        d.join("alertmanager.yml"),
+        format!("route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook_port}/hook\n        send_resolved: false\n"),
+    )
+    .unwrap();
+    let am_log = d.join("alertmanager.log");
+    let _alertmanager = spawn(
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", d.join("alertmanager.yml").display()),
+            format!("--storage.path={}", d.join("am-data").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+        &am_log,
+    );
+    wait_ready(am_port, "alertmanager", &am_log);
+
+    // Prometheus with the shipped rules; only `for:` is shortened so the test is bounded.
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/alerts/jans-exporter.rules.yml"
+    ))
+    .unwrap();
+    let fast: String = rules
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for:") {
+                "        for: 5s".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(d.join("rules.yml"), fast).unwrap();
+    let prom_port = free_port();
+    std::fs::write(
+        d.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: jans-exporter\n    static_configs:\n      - targets: ['{}']\n",
+            d.join("rules.yml").display(),
+            exporter.addr
+        ),
+    )
+    .unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(d.join("prometheus.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let prom_log = d.join("prometheus.log");
+    let _prometheus = spawn(
+        "prometheus",
+        &[
+            format!("--config.file={}", d.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", d.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+        &prom_log,
+    );
+    wait_ready(prom_port, "prometheus", &prom_log);
+    let scraped = wait_for(Duration::from_secs(30), || {
+        let v = query(prom_port, "up{job=\"jans-exporter\"}");
+        (v["data"]["result"][0]["value"][1] == "1").then_some(())
+    });
+    assert!(
+        scraped.is_some(),
+        "prometheus never scraped the exporter:\n{}",
+        std::fs::read_to_string(&prom_log).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+
+    // The burst: 300 failed authorizations.
+    let now = chrono::Utc::now().timestamp_millis();
+    let failures = Generator::new(Spec {
+        seed: 9,
+        start_ms: now,
+        mean_gap_ms: 10,
+        ..Spec::default()
+    })
+    .take(300)
+    .map(|mut r| {
+        r.action = "USER_AUTHORIZATION";
+        r.success = false;
+        r.username = Some("someone".into());
+        r
+    });
+    append(&log, failures);
+
+    let paged = wait_for(Duration::from_secs(90), || {
+        let bodies = hook_bodies.lock().unwrap();
+        bodies
+            .iter()
+            .any(|b| {
+                b.contains("\"alertname\":\"JansAuthenticationFailureRatioHigh\"")
+                    && b.contains("\"status\":\"firing\"")
+            })
+            .then_some(())
+    });
+    let alerts = query(prom_port, "ALERTS");
+    assert!(
+        paged.is_some(),
+        "no page reached the webhook; ALERTS = {alerts}\n{}",
+        std::fs::read_to_string(&am_log).unwrap_or_default()
+    );
+
+    // Nothing else fires or even pends.
+    let names: Vec<String> = alerts["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["metric"]["alertname"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "JansAuthenticationFailureRatioHigh"),
+        "other alerts: {names:?}"
+    );
+    for body in hook_bodies.lock().unwrap().iter() {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        for a in v["alerts"].as_array().unwrap() {
+            assert_eq!(
+                a["labels"]["alertname"], "JansAuthenticationFailureRatioHigh",
+                "{body}"
+            );
+            assert_eq!(a["labels"]["severity"], "critical");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+}
