@@ -155,7 +155,7 @@ fn a_burst_of_failed_authorizations_pages_through_prometheus_and_alertmanager() 
         "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"2s\"\nhealth_interval = \"1s\"\nfido2_interval = \"2s\"\n",
         fake.base()
     );
-    let exporter = Exporter::start(&write_config(d, &[log.clone()], &upstream));
+    let exporter = Exporter::start(&write_config(d, std::slice::from_ref(&log), &upstream));
     exporter.wait_ready();
 
     // Alertmanager with a webhook receiver.
