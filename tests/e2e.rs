@@ -141,6 +141,24 @@ fn a_burst_of_failed_authorizations_pages_through_prometheus_and_alertmanager() 
 
     // The auth server side: a fake Janssen and an audit log with normal traffic.
     let fake = FakeJanssen::start();
+    let (_, cur) = jans_exporter::upstream::stat::months_to_poll(chrono::Utc::now());
+    fake.set_tokens(
+        cur,
+        20,
+        &[
+            ("authorization_code", "access_token", 40),
+            ("client_credentials", "access_token", 15),
+        ],
+    );
+    let t = chrono::Utc::now().timestamp_millis() - 30_000;
+    fake.with(|s| {
+        s.fido2_entries = vec![
+            serde_json::json!({"id":"r1","timestamp":t,"username":"a","operationType":"REGISTRATION","status":"SUCCESS","durationMs":800,"authenticatorType":"platform"}),
+            serde_json::json!({"id":"a1","timestamp":t + 1,"username":"b","operationType":"AUTHENTICATION","status":"SUCCESS","durationMs":1200,"authenticatorType":"cross-platform"}),
+            serde_json::json!({"id":"a2","timestamp":t + 2,"username":"c","operationType":"AUTHENTICATION","status":"FAILURE","durationMs":30000,"authenticatorType":"platform","errorCategory":"USER_CANCELLED"}),
+            serde_json::json!({"id":"f1","timestamp":t + 3,"username":"c","operationType":"FALLBACK","status":"ATTEMPT","fallbackMethod":"PASSWORD"}),
+        ]
+    });
     let log = d.join("audit.log");
     let now = chrono::Utc::now().timestamp_millis();
     let normal = Generator::new(Spec {
@@ -298,5 +316,53 @@ fn a_burst_of_failed_authorizations_pages_through_prometheus_and_alertmanager() 
             assert_eq!(a["labels"]["severity"], "critical");
         }
     }
+
+    // Every dashboard expression evaluates, without error and with data.
+    for expr in dashboard_expressions() {
+        let v = query(prom_port, &expr);
+        assert_eq!(v["status"], "success", "{expr}: {v}");
+        let result = v["data"]["result"].as_array().map_or(0, Vec::len);
+        assert!(result > 0, "{expr}: empty result");
+    }
     stop.store(true, Ordering::Relaxed);
+}
+
+/// Every panel expression and variable query of every shipped dashboard, with
+/// Grafana's variables replaced as "All" would.
+fn dashboard_expressions() -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards")).unwrap() {
+        let d: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let exprs = d["panels"].as_array().unwrap().iter().flat_map(|p| {
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["expr"].as_str().unwrap().to_string())
+        });
+        // label_values(metric, label): the metric must have data.
+        let vars = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| {
+                let q = v["query"]["query"].as_str()?;
+                Some(
+                    q.strip_prefix("label_values(")?
+                        .rsplit_once(',')?
+                        .0
+                        .to_string(),
+                )
+            });
+        out.extend(exprs.chain(vars));
+    }
+    out.into_iter()
+        .map(|e| {
+            e.replace("$__rate_interval", "1m")
+                .replace("$job", ".*")
+                .replace("$namespace", ".*")
+                .replace("$instance", ".*")
+        })
+        .collect()
 }
