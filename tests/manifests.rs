@@ -1,0 +1,175 @@
+//! Everything we ship as YAML or JSON parses; the Kubernetes example keeps its promises
+//! (PrometheusRule equal to alerts/, non-root read-only sidecar with limits, valid
+//! config); the compose configs pass Prometheus' and Alertmanager's own checks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn shipped(ext: &[&str]) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for dir in ["alerts", "examples", "dashboards", "config"] {
+        files(&Path::new(ROOT).join(dir), &mut all);
+    }
+    all.into_iter()
+        .filter(|p| p.extension().is_some_and(|e| ext.iter().any(|x| e == *x)))
+        .collect()
+}
+
+fn yaml(path: &Path) -> Vec<Yaml> {
+    YamlLoader::load_from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+fn tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "{name} is required in CI"
+    );
+    found
+}
+
+#[test]
+fn every_yaml_and_json_file_we_ship_parses() {
+    let yamls = shipped(&["yml", "yaml"]);
+    assert!(yamls.len() >= 10, "{yamls:?}");
+    for path in &yamls {
+        assert!(!yaml(path).is_empty(), "{path:?} is empty");
+    }
+    let jsons = shipped(&["json"]);
+    assert!(jsons.len() >= 3);
+    for path in &jsons {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(path).unwrap())
+            .unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    }
+}
+
+#[test]
+fn the_prometheus_rule_carries_exactly_the_shipped_alerts() {
+    let rules = &yaml(&Path::new(ROOT).join("alerts/jans-exporter.rules.yml"))[0];
+    let object = &yaml(&Path::new(ROOT).join("examples/kubernetes/prometheusrule.yaml"))[0];
+    assert_eq!(object["kind"].as_str(), Some("PrometheusRule"));
+    assert!(
+        object["metadata"]["labels"]["release"].as_str().is_some(),
+        "the release label kube-prometheus-stack selects on"
+    );
+    assert_eq!(
+        object["spec"]["groups"], rules["groups"],
+        "regenerate examples/kubernetes/prometheusrule.yaml from alerts/"
+    );
+}
+
+#[test]
+fn the_sidecar_is_non_root_read_only_bounded_and_shares_the_logs() {
+    let deployment = &yaml(&Path::new(ROOT).join("examples/kubernetes/deployment.yaml"))[0];
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_vec()
+        .unwrap();
+    let sidecar = containers
+        .iter()
+        .find(|c| c["name"].as_str() == Some("jans-exporter"))
+        .unwrap();
+    let auth = containers
+        .iter()
+        .find(|c| c["name"].as_str() == Some("auth-server"))
+        .unwrap();
+    let sc = &sidecar["securityContext"];
+    assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    for kind in ["requests", "limits"] {
+        assert!(
+            sidecar["resources"][kind]["memory"].as_str().is_some(),
+            "{kind}.memory"
+        );
+        assert!(
+            sidecar["resources"][kind]["cpu"].as_str().is_some(),
+            "{kind}.cpu"
+        );
+    }
+    assert!(
+        sidecar["readinessProbe"].is_badvalue(),
+        "a sidecar readinessProbe would take the auth server out of its Service"
+    );
+    assert_eq!(
+        sidecar["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
+    );
+    let mount = |c: &Yaml, volume: &str| {
+        c["volumeMounts"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"].as_str() == Some(volume))
+            .map(|m| m["mountPath"].as_str().unwrap().to_string())
+    };
+    assert_eq!(mount(sidecar, "logs"), mount(auth, "logs"));
+    assert!(
+        mount(sidecar, "exporter-state").is_some(),
+        "state on a volume"
+    );
+}
+
+#[test]
+fn the_configmap_holds_a_valid_configuration_that_follows_the_shared_volume() {
+    let cm = &yaml(&Path::new(ROOT).join("examples/kubernetes/configmap.yaml"))[0];
+    let toml = cm["data"]["jans-exporter.toml"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, toml).unwrap();
+    let env = figment::providers::Env::prefixed("JANS_EXPORTER_MANIFEST_TEST_UNUSED_");
+    let config = jans_exporter::config::Config::load_with_env(Some(&path), env).unwrap();
+    assert!(config.logs.paths[0].starts_with("/opt/jans/jetty/jans-auth/logs/"));
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9781");
+    assert!(
+        config.upstream.client_secret_file.is_some(),
+        "the secret comes from the mounted Secret"
+    );
+}
+
+#[test]
+fn compose_configs_pass_prometheus_and_alertmanager_checks() {
+    let compose = Path::new(ROOT).join("examples/docker-compose");
+    if tool("promtool") {
+        let out = Command::new("promtool")
+            .args(["check", "config"])
+            .arg(compose.join("prometheus.yml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    if tool("amtool") {
+        let out = Command::new("amtool")
+            .args(["check-config"])
+            .arg(compose.join("alertmanager.yml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
