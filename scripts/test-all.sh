@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, unit and integration tests (which
-# start the real binary), promtool on a real scrape. Installs Prometheus' tools from
-# Debian's packages when missing and running as root.
+# start the real binary), promtool on a real scrape and on the alert rules, and the
+# end-to-end test with real Prometheus and Alertmanager. Installs them from Debian's
+# packages when missing and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v promtool >/dev/null 2>&1; then
+missing=""
+for tool in promtool prometheus prometheus-alertmanager amtool; do
+  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing prometheus tools (Debian packages)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
   else
-    echo "promtool missing: apt-get install --no-install-recommends prometheus prometheus-alertmanager" >&2
+    echo "missing:$missing (apt-get install --no-install-recommends prometheus prometheus-alertmanager)" >&2
   fi
 fi
 
