@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+mod common;
+
 const RULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/alerts/jans-exporter.rules.yml"

@@ -242,22 +242,9 @@ fn answers_from_own_figures_in_both_shapes_get_and_post_and_openmetrics_that_pro
         )),
         "zero-filled: {text}"
     );
-    if promtool_available() {
+    if require_tool("promtool") {
         // promtool lints names too (upstream's lack _total); what matters is that it parses.
-        let mut p = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut p.stdin.take().unwrap(), &om.body).unwrap();
-        let out = p.wait_with_output().unwrap();
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (_, report) = promtool_check_metrics(&om.body);
         assert!(!report.contains("parsing error"), "{report}");
         assert!(
             report.contains("_total"),
@@ -280,18 +267,6 @@ fn answers_from_own_figures_in_both_shapes_get_and_post_and_openmetrics_that_pro
         413
     );
     assert_eq!(http(e.addr, "DELETE", STAT, &[], b"").unwrap().status, 405);
-}
-
-fn promtool_available() -> bool {
-    let found = Command::new("sh")
-        .args(["-c", "command -v promtool"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "promtool is required in CI"
-    );
-    found
 }
 
 #[test]

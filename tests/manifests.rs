@@ -7,6 +7,9 @@ use std::process::Command;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
+mod common;
+use common::require_tool;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -33,18 +36,6 @@ fn shipped(ext: &[&str]) -> Vec<PathBuf> {
 fn yaml(path: &Path) -> Vec<Yaml> {
     YamlLoader::load_from_str(&std::fs::read_to_string(path).unwrap())
         .unwrap_or_else(|e| panic!("{path:?}: {e}"))
-}
-
-fn tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "{name} is required in CI"
-    );
-    found
 }
 
 #[test]
@@ -148,7 +139,7 @@ fn the_configmap_holds_a_valid_configuration_that_follows_the_shared_volume() {
 #[test]
 fn compose_configs_pass_prometheus_and_alertmanager_checks() {
     let compose = Path::new(ROOT).join("examples/docker-compose");
-    if tool("promtool") {
+    if require_tool("promtool") {
         let out = Command::new("promtool")
             .args(["check", "config"])
             .arg(compose.join("prometheus.yml"))
@@ -160,7 +151,7 @@ fn compose_configs_pass_prometheus_and_alertmanager_checks() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    if tool("amtool") {
+    if require_tool("amtool") {
         let out = Command::new("amtool")
             .args(["check-config"])
             .arg(compose.join("alertmanager.yml"))

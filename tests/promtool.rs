@@ -5,32 +5,12 @@ mod common;
 #[path = "common/fake_janssen.rs"]
 mod fake_janssen;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 use jans_exporter::generate::{write_record, Generator, Layout, Spec};
 
-pub fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found && std::env::var_os("CI").is_some() {
-        panic!("{tool} is required in CI");
-    }
-    if !found {
-        eprintln!(
-            "SKIPPED: {tool} not installed (apt-get install --no-install-recommends prometheus)"
-        );
-    }
-    found
-}
-
 #[test]
 fn promtool_accepts_a_real_scrape() {
-    if !have("promtool") {
+    if !require_tool("promtool") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -95,28 +75,4 @@ fn promtool_accepts_a_real_scrape() {
         b"# HELP x_seconds_count A.\n# TYPE x_seconds_count counter\nx_seconds_count 1\n",
     );
     assert!(!ok);
-}
-
-/// Pipes an exposition through `promtool check metrics`: (passed, what it printed).
-fn promtool_check_metrics(exposition: &[u8]) -> (bool, String) {
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition)
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), report)
 }

@@ -403,3 +403,44 @@ pub fn wait_for_records(exporter: &Exporter, records: u64) -> String {
     );
     m
 }
+
+/// Whether a tool is installed. In CI (`CI` set) a missing tool fails the test: `.ci/run`
+/// installs them all. Elsewhere the caller skips, with a notice.
+pub fn require_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "{name} is required in CI"
+    );
+    if !found {
+        eprintln!("SKIPPED: {name} not installed (apt-get install --no-install-recommends prometheus prometheus-alertmanager)");
+    }
+    found
+}
+
+/// Pipes an exposition through `promtool check metrics`: (passed, what it printed).
+pub fn promtool_check_metrics(exposition: &[u8]) -> (bool, String) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(exposition)
+        .expect("write");
+    let out = promtool.wait_with_output().expect("promtool output");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), report)
+}
