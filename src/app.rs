@@ -70,45 +70,54 @@ pub fn replay(config: &Config, files: &[PathBuf]) -> String {
 }
 
 /// Who may read the Janssen-compatible stat endpoint: static tokens if configured, else
-/// introspection through the upstream client, else nobody.
-fn stat_authorizer(config: &Config) -> Result<Option<Arc<dyn Authorizer>>, AppError> {
+/// introspection through the upstream client (when it has credentials), else nobody.
+fn stat_authorizer(
+    config: &Config,
+    client: Option<&Arc<upstream::Client>>,
+) -> Result<Option<Arc<dyn Authorizer>>, AppError> {
     if let Some(path) = &config.api.static_tokens_file {
         let tokens = StaticTokens::load(path).map_err(|e| AppError::Upstream(e.to_string()))?;
         return Ok(Some(Arc::new(tokens)));
     }
-    let u = &config.upstream;
-    match (&u.base_url, &u.client_id) {
-        (Some(base), Some(_)) => {
-            let client = Arc::new(
-                upstream::Client::new(u, base).map_err(|e| AppError::Upstream(e.to_string()))?,
-            );
-            Ok(Some(Arc::new(Introspection::new(client, &u.stat_scope))))
-        }
-        _ => Ok(None),
-    }
+    Ok(client.filter(|c| c.has_credentials()).map(|c| {
+        Arc::new(Introspection::new(
+            Arc::clone(c),
+            &config.upstream.stat_scope,
+        )) as Arc<dyn Authorizer>
+    }))
+}
+
+/// The one client to the auth server, shared by the pollers and introspection (one
+/// discovery, one token cache, one connection pool).
+fn upstream_client(config: &Config) -> Result<Option<Arc<upstream::Client>>, AppError> {
+    let Some(base) = &config.upstream.base_url else {
+        tracing::info!("upstream.base_url is not set: not polling the auth server");
+        return Ok(None);
+    };
+    let client = upstream::Client::new(&config.upstream, base)
+        .map_err(|e| AppError::Upstream(e.to_string()))?;
+    Ok(Some(Arc::new(client)))
 }
 
 /// Starts the upstream pollers the configuration asks for.
 fn start_pollers(
     config: &Config,
+    client: Option<&Arc<upstream::Client>>,
     fido2_synced_ms: Option<i64>,
     tx: &tokio::sync::mpsc::Sender<Message>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
     let u = &config.upstream;
-    let Some(base) = &u.base_url else {
-        tracing::info!("upstream.base_url is not set: not polling the auth server");
+    let Some(client) = client else {
         return Ok(Vec::new());
     };
-    let client =
-        Arc::new(upstream::Client::new(u, base).map_err(|e| AppError::Upstream(e.to_string()))?);
     let mut pollers: Vec<Box<dyn upstream::Poller>> = vec![Box::new(HealthPoller {
-        client: Arc::clone(&client),
+        client: Arc::clone(client),
         interval: u.health_interval,
     })];
     if client.has_credentials() {
         pollers.push(Box::new(StatPoller {
-            client: Arc::clone(&client),
+            client: Arc::clone(client),
             interval: u.stat_interval,
         }));
     } else {
@@ -121,7 +130,7 @@ fn start_pollers(
             Some(url) => Arc::new(
                 upstream::Client::new(u, url).map_err(|e| AppError::Upstream(e.to_string()))?,
             ),
-            None => Arc::clone(&client),
+            None => Arc::clone(client),
         };
         let overlap = u.fido2_overlap.as_millis() as i64;
         let since_ms = fido2_synced_ms.map_or_else(
@@ -216,7 +225,8 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let published = Arc::new(Published::default());
     let (tx, rx) = tokio::sync::mpsc::channel::<Message>(64);
     let (poll_stop, poll_stop_rx) = tokio::sync::watch::channel(false);
-    let pollers = start_pollers(&config, fido2_synced_ms, &tx, poll_stop_rx)?;
+    let client = upstream_client(&config)?;
+    let pollers = start_pollers(&config, client.as_ref(), fido2_synced_ms, &tx, poll_stop_rx)?;
     let store_published = Arc::clone(&published);
     let store_thread = std::thread::Builder::new()
         .name("store".into())
@@ -244,7 +254,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let app = Arc::new(HttpApp {
         registry: metrics::registry(Arc::clone(&published), Some(process)),
         published,
-        stat_auth: stat_authorizer(&config)?,
+        stat_auth: stat_authorizer(&config, client.as_ref())?,
         health_stale_after: config.upstream.health_interval * 3,
         compat_slots: tokio::sync::Semaphore::new(64),
     });
