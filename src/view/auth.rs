@@ -236,6 +236,19 @@ impl Introspection {
     }
 }
 
+struct InFlight<'a> {
+    pending: &'a Mutex<HashMap<Digest32, Pending>>,
+    key: Digest32,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&self.key);
+        }
+    }
+}
+
 impl Authorizer for Introspection {
     fn check<'a>(&'a self, token: &'a str) -> Pin<Box<dyn Future<Output = Decision> + Send + 'a>> {
         Box::pin(async move {
@@ -248,11 +261,14 @@ impl Authorizer for Introspection {
                 Ok(mut pending) => Arc::clone(pending.entry(key).or_default()),
                 Err(_) => return Decision::Unavailable,
             };
-            let decision = cell.get_or_init(|| self.ask(key, token)).await.clone();
-            if let Ok(mut pending) = self.pending.lock() {
-                pending.remove(&key);
-            }
-            decision
+            // Removed when this request ends, answered or cancelled (a client that hangs
+            // up mid-call must not leave an entry behind): the map holds only requests in
+            // flight, which the endpoint caps.
+            let _in_flight = InFlight {
+                pending: &self.pending,
+                key,
+            };
+            cell.get_or_init(|| self.ask(key, token)).await.clone()
         })
     }
 }
@@ -319,6 +335,33 @@ mod tests {
             decide(&read("introspection-inactive.json"), "jans_stat", exp).0,
             Decision::Deny(NO_TOKEN.into())
         );
+    }
+
+    #[test]
+    fn a_cancelled_check_leaves_nothing_pending() {
+        // A loopback listener that never accepts: connections wait in its backlog and
+        // every call hangs until cancelled.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let cfg = crate::config::UpstreamConfig {
+            client_id: Some("c".into()),
+            timeout: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let client = Arc::new(
+            Client::new(&cfg, &format!("http://{}", silent.local_addr().unwrap())).unwrap(),
+        );
+        let auth = Introspection::new(client, "jans_stat");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for i in 0..50 {
+                let token = format!("t{i}");
+                let _ = tokio::time::timeout(Duration::from_millis(5), auth.check(&token)).await;
+            }
+        });
+        assert_eq!(auth.pending.lock().unwrap().len(), 0);
     }
 
     #[test]
