@@ -133,6 +133,9 @@ pub struct UpstreamFigures {
     high_water: BTreeMap<(u32, String, String), u64>,
     /// Error categories admitted as label values, in order of first sight.
     categories: Vec<String>,
+    /// Fallback methods admitted as label values, likewise.
+    #[serde(default)]
+    fallback_methods: Vec<String>,
     fido2_users: ActiveUsers,
     /// FIDO2 entry ids already counted, with their time.
     #[serde(with = "pairs")]
@@ -162,6 +165,7 @@ impl UpstreamFigures {
             },
             high_water: BTreeMap::new(),
             categories: Vec::new(),
+            fallback_methods: Vec::new(),
             fido2_users: ActiveUsers::new(precision, retain_months),
             seen: BTreeMap::new(),
             fido2_synced_ms: None,
@@ -227,10 +231,9 @@ impl UpstreamFigures {
             .keys()
             .chain(self.high_water.keys().map(|k| &k.0))
             .copied()
+            .collect::<std::collections::BTreeSet<u32>>()
+            .into_iter()
             .collect();
-        let mut months: Vec<u32> = months;
-        months.sort_unstable();
-        months.dedup();
         if months.len() > self.retain_months {
             let oldest_kept = months[months.len() - self.retain_months];
             self.view.stat_mau.retain(|m, _| *m >= oldest_kept);
@@ -272,16 +275,7 @@ impl UpstreamFigures {
         }
         if e.operation == Operation::Fallback {
             let method = match &e.fallback_method {
-                Some(m) => {
-                    let known: Vec<String> = v
-                        .fido2_fallbacks
-                        .keys()
-                        .filter(|k| *k != "other" && *k != "unknown")
-                        .cloned()
-                        .collect();
-                    let mut known = known;
-                    capped(&mut known, MAX_FALLBACK_METHODS, m)
-                }
+                Some(m) => capped(&mut self.fallback_methods, MAX_FALLBACK_METHODS, m),
                 None => "unknown".to_string(),
             };
             *v.fido2_fallbacks.entry(method).or_default() += 1;
