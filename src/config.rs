@@ -12,7 +12,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Action;
 use crate::source::formats;
-use crate::source::tailer::StartAt;
+
+/// Where to start a file seen for the first time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+/// The default active-user actions (config `active_users.actions`).
+pub const DEFAULT_ACTIVE_ACTIONS: [&str; 3] = [
+    "SESSION_AUTHENTICATED",
+    "USER_AUTHORIZATION",
+    "TOKEN_REQUEST",
+];
 
 /// Durations as humans write them: `250ms`, `10s`, `5m`.
 mod duration {
@@ -259,7 +273,7 @@ impl Config {
                 retain_months: 13,
             },
             active_users: ActiveUsersConfig {
-                actions: crate::generate::DEFAULT_ACTIVE
+                actions: DEFAULT_ACTIVE_ACTIONS
                     .iter()
                     .map(|s| s.to_string())
                     .collect(),

@@ -271,9 +271,4 @@ impl Truth {
     }
 }
 
-/// The default active-user actions (config `active_users.actions`).
-pub const DEFAULT_ACTIVE: [&str; 3] = [
-    "SESSION_AUTHENTICATED",
-    "USER_AUTHORIZATION",
-    "TOKEN_REQUEST",
-];
+pub use crate::config::DEFAULT_ACTIVE_ACTIONS as DEFAULT_ACTIVE;

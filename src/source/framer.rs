@@ -33,18 +33,7 @@ enum State {
     RestOfLine,
 }
 
-/// Where a file can be read again from after a restart, such that every record after it
-/// is framed exactly as it would have been.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ResumePoint {
-    pub offset: u64,
-    /// The offset is inside a line that was already handled: drop up to the newline.
-    #[serde(default)]
-    pub mid_line: bool,
-    /// Inside an oversize record: drop lines until the next record start.
-    #[serde(default)]
-    pub skipping: bool,
-}
+pub use crate::event::ResumePoint;
 
 pub struct Framer {
     format: Option<FormatId>,

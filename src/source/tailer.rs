@@ -21,8 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::formats;
 use super::framer::{Framer, ResumePoint};
 use crate::event::{
@@ -41,13 +39,7 @@ const RETIRED_KEPT: usize = 64;
 /// Polls a vanished file is still read before it is closed.
 const GRACE_ROUNDS: u8 = 2;
 
-/// Where to start a file seen for the first time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StartAt {
-    Beginning,
-    End,
-}
+pub use crate::config::StartAt;
 
 #[derive(Clone, Debug)]
 pub struct TailerConfig {

@@ -8,21 +8,7 @@ use serde::Deserialize;
 
 use super::{Client, Endpoint, Poller};
 use crate::event::Event;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HealthReport {
-    pub running: bool,
-    pub starting: bool,
-    pub db_online: bool,
-    pub at_ms: i64,
-}
-
-impl HealthReport {
-    /// What the container image counts as healthy.
-    pub fn up(&self) -> bool {
-        self.running && self.db_online
-    }
-}
+pub use crate::event::HealthReport;
 
 #[derive(Deserialize)]
 struct Raw {

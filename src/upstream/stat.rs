@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{Client, Endpoint, Poller};
 use crate::event::Event;
+pub use crate::event::{MonthStat, StatReport};
 
 /// Grant types the auth server knows (an open set upstream); anything else is `other`.
 pub const GRANT_TYPES: [&str; 11] = [
@@ -47,20 +48,6 @@ pub fn token_label(name: &str) -> &'static str {
         .find(|t| **t == name)
         .copied()
         .unwrap_or("other")
-}
-
-/// One month as upstream reports it (cumulative within the month).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct MonthStat {
-    pub month: u32,
-    pub mau: Option<u64>,
-    /// (grant label, token label) → count; unknown names are summed under `other`.
-    pub tokens: std::collections::BTreeMap<(&'static str, &'static str), u64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct StatReport {
-    pub months: Vec<MonthStat>,
 }
 
 fn month_of(v: &Value) -> Option<u32> {

@@ -5,6 +5,9 @@
 
 use std::hash::{Hash, Hasher};
 
+mod upstream;
+pub use upstream::*;
+
 /// Audit actions the auth server writes (reference §1). The set is open upstream:
 /// anything else is [`Action::Other`], so label cardinality stays fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -194,21 +197,34 @@ pub enum Event {
     /// A checkpointed file could not be found again at start (rotated away and gone).
     FileLost,
     /// One request to the upstream API.
-    UpstreamCall(crate::upstream::Call),
+    UpstreamCall(Call),
     /// The stat endpoint's answer for the months polled.
-    Stat(crate::upstream::stat::StatReport),
+    Stat(StatReport),
     /// The health check's answer.
-    Health(crate::upstream::health::HealthReport),
+    Health(HealthReport),
     /// The FIDO2 metrics service's health.
     Fido2Health {
         up: bool,
     },
     /// One FIDO2 metrics entry (de-duplicated by the store).
-    Fido2(crate::upstream::fido2::Fido2Entry),
+    Fido2(Fido2Entry),
     /// Every FIDO2 entry up to this time has been asked for.
     Fido2Synced {
         until_ms: i64,
     },
+}
+
+/// Where a file can be read again from after a restart, such that every record after it
+/// is framed exactly as it would have been.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumePoint {
+    pub offset: u64,
+    /// The offset is inside a line that was already handled: drop up to the newline.
+    #[serde(default)]
+    pub mid_line: bool,
+    /// Inside an oversize record: drop lines until the next record start.
+    #[serde(default)]
+    pub skipping: bool,
 }
 
 /// A file's identity: it survives renames, not copies.
@@ -235,7 +251,7 @@ pub struct FileCheckpoint {
     /// Where the file was last seen; informational, identity decides.
     pub path: String,
     pub fingerprint: Fingerprint,
-    pub resume: crate::source::framer::ResumePoint,
+    pub resume: ResumePoint,
     /// Detected format name, when known.
     #[serde(default)]
     pub format: Option<String>,
