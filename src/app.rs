@@ -160,7 +160,7 @@ fn load_store(config: &Config, file: &StateFile) -> (Store, Vec<FileCheckpoint>)
         Loaded::Snapshot(snapshot) => {
             let checkpoints = snapshot.checkpoints.clone();
             tracing::info!(path = %file.path().display(), files = checkpoints.len(), "continuing from saved state");
-            (Store::restore(store_config(config), *snapshot), checkpoints)
+            (Store::restore(store_config(config), &snapshot), checkpoints)
         }
         Loaded::Failed { error, moved_to } => {
             tracing::error!(

@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod families;
 pub mod generate;
 pub mod process;
 pub mod source;

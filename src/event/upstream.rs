@@ -88,6 +88,45 @@ pub struct Call {
     pub at_ms: i64,
 }
 
+/// Grant types the auth server knows (an open set upstream); anything else is `other`.
+pub const GRANT_TYPES: [&str; 11] = [
+    "none",
+    "authorization_code",
+    "implicit",
+    "password",
+    "client_credentials",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:uma-ticket",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+    "urn:openid:params:grant-type:ciba",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+];
+pub const TOKEN_TYPES: [&str; 5] = [
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "uma_token",
+    "logout_status_jwt",
+];
+
+/// A known grant type's label, or `other`.
+pub fn grant_label(name: &str) -> &'static str {
+    GRANT_TYPES
+        .iter()
+        .find(|g| **g == name)
+        .copied()
+        .unwrap_or("other")
+}
+
+pub fn token_label(name: &str) -> &'static str {
+    TOKEN_TYPES
+        .iter()
+        .find(|t| **t == name)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// One month as upstream reports it (cumulative within the month).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MonthStat {

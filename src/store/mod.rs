@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use crate::event::{
     Action, Batch, Event, FileCheckpoint, FileId, FormatId, MalformedReason, Message, TailStatus,
 };
+use crate::families;
 use crate::source::formats;
-use sketch::{ActiveUsers, Horizon};
+use persist::model::{key, Persisted, SnapshotOut};
+use sketch::{ActiveUsers, Horizon, Insert, Sketch};
 
 /// What the store needs from the configuration.
 #[derive(Clone, Debug)]
@@ -24,6 +26,8 @@ pub struct StoreConfig {
     pub retain_months: usize,
     /// Indexed by [`Action::index`].
     pub active_actions: [bool; Action::COUNT],
+    /// Records stamped further ahead of the wall clock touch no sketch.
+    pub max_clock_ahead_ms: i64,
 }
 
 impl StoreConfig {
@@ -36,9 +40,24 @@ impl StoreConfig {
             precision,
             retain_months,
             active_actions,
+            max_clock_ahead_ms: 86_400_000,
         }
     }
 }
+
+/// Snapshot sections a load can drop (`section` label values): version 2's, and
+/// version 1's upstream part.
+pub const STATE_SECTIONS: [&str; 9] = [
+    "counters",
+    "histograms",
+    "times",
+    "gauges",
+    "high_water",
+    "checkpoints",
+    "sketches",
+    "fido2",
+    "upstream",
+];
 
 /// `kind` of `jans_token_requests_total`.
 pub const TOKEN_KINDS: [&str; 2] = ["machine", "user"];
@@ -62,8 +81,12 @@ pub struct Counters {
     pub files_lost: u64,
     /// Records whose month is older than every retained month.
     pub outside_retention: u64,
+    /// Records stamped too far ahead of the clock.
+    pub future: u64,
     pub state_load_failures: u64,
     pub state_save_failures: u64,
+    /// Indexed like [`STATE_SECTIONS`].
+    pub state_sections_dropped: [u64; STATE_SECTIONS.len()],
     pub last_record_ms: Option<i64>,
 }
 
@@ -79,8 +102,10 @@ impl Default for Counters {
             truncations: 0,
             files_lost: 0,
             outside_retention: 0,
+            future: 0,
             state_load_failures: 0,
             state_save_failures: 0,
+            state_sections_dropped: [0; STATE_SECTIONS.len()],
             last_record_ms: None,
         }
     }
@@ -91,15 +116,12 @@ pub fn parse_error_slot(format: Option<FormatId>) -> usize {
 }
 
 impl Counters {
-    /// Every counter by a stable name: the snapshot's form, robust to new metrics.
+    /// Every counter with its snapshot key (family and label values).
     fn visit(&mut self, f: &mut dyn FnMut(String, &mut u64)) {
         for a in Action::ALL {
             for (ok, outcome) in OUTCOMES.iter().enumerate() {
                 f(
-                    format!(
-                        "audit_events{{action=\"{}\",outcome=\"{outcome}\"}}",
-                        a.as_str()
-                    ),
+                    key(&families::AUDIT_EVENTS, &[a.as_str(), outcome]),
                     &mut self.audit[a.index()][ok],
                 );
             }
@@ -107,14 +129,14 @@ impl Counters {
         for (k, kind) in TOKEN_KINDS.iter().enumerate() {
             for (ok, outcome) in OUTCOMES.iter().enumerate() {
                 f(
-                    format!("token_requests{{kind=\"{kind}\",outcome=\"{outcome}\"}}"),
+                    key(&families::TOKEN_REQUESTS, &[kind, outcome]),
                     &mut self.token_requests[k][ok],
                 );
             }
         }
         for (i, format) in formats::ALL.iter().enumerate() {
             f(
-                format!("records{{format=\"{}\"}}", format.name()),
+                key(&families::RECORDS, &[format.name()]),
                 &mut self.records[i],
             );
         }
@@ -122,26 +144,42 @@ impl Counters {
             let label = formats::label(slot.checked_sub(1).map(|i| i as FormatId));
             for r in MalformedReason::ALL {
                 f(
-                    format!(
-                        "parse_errors{{format=\"{label}\",reason=\"{}\"}}",
-                        r.as_str()
-                    ),
+                    key(&families::PARSE_ERRORS, &[label, r.as_str()]),
                     &mut self.parse_errors[slot][r as usize],
                 );
             }
         }
-        f("log_read_bytes".into(), &mut self.bytes_read);
-        f("log_rotations".into(), &mut self.rotations);
-        f("log_truncations".into(), &mut self.truncations);
-        f("log_files_lost".into(), &mut self.files_lost);
-        f(
-            "records_outside_retention".into(),
-            &mut self.outside_retention,
-        );
-        f("state_load_failures".into(), &mut self.state_load_failures);
-        f("state_save_failures".into(), &mut self.state_save_failures);
+        for (i, section) in STATE_SECTIONS.iter().enumerate() {
+            f(
+                key(&families::STATE_SECTIONS_DROPPED, &[section]),
+                &mut self.state_sections_dropped[i],
+            );
+        }
+        let plain: [(&families::Family, &mut u64); 8] = [
+            (&families::LOG_READ, &mut self.bytes_read),
+            (&families::LOG_ROTATIONS, &mut self.rotations),
+            (&families::LOG_TRUNCATIONS, &mut self.truncations),
+            (&families::LOG_FILES_LOST, &mut self.files_lost),
+            (
+                &families::RECORDS_OUTSIDE_RETENTION,
+                &mut self.outside_retention,
+            ),
+            (&families::RECORDS_FUTURE, &mut self.future),
+            (
+                &families::STATE_LOAD_FAILURES,
+                &mut self.state_load_failures,
+            ),
+            (
+                &families::STATE_SAVE_FAILURES,
+                &mut self.state_save_failures,
+            ),
+        ];
+        for (family, value) in plain {
+            f(key(family, &[]), value);
+        }
     }
 
+    /// The non-zero counters by snapshot key.
     pub fn to_map(&self) -> BTreeMap<String, u64> {
         let mut map = BTreeMap::new();
         self.clone().visit(&mut |name, v| {
@@ -152,6 +190,7 @@ impl Counters {
         map
     }
 
+    /// Counters from snapshot keys; unknown keys are ignored, missing ones are zero.
     pub fn from_map(map: &BTreeMap<String, u64>) -> Counters {
         let mut c = Counters::default();
         c.visit(&mut |name, v| *v = map.get(&name).copied().unwrap_or(0));
@@ -216,12 +255,17 @@ pub struct Store {
     horizon: Horizon,
     state: StateStatus,
     upstream: upstream::UpstreamFigures,
+    /// Bumped by every change a view or snapshot would show.
+    generation: u64,
+    /// The generation the last successful save wrote.
+    saved_generation: Option<u64>,
 }
 
 impl Store {
     pub fn new(config: StoreConfig) -> Store {
         let users = ActiveUsers::new(config.precision, config.retain_months);
         let upstream = upstream::UpstreamFigures::new(config.precision, config.retain_months);
+        let horizon = Horizon::at(now_ms(), config.max_clock_ahead_ms);
         Store {
             config,
             counters: Counters::default(),
@@ -229,67 +273,119 @@ impl Store {
             checkpoints: BTreeMap::new(),
             tail: TailStatus::default(),
             ready: false,
-            horizon: Horizon::at(now_ms()),
+            horizon,
             state: StateStatus::default(),
             upstream,
+            generation: 1,
+            saved_generation: None,
         }
     }
 
     /// Continues from a snapshot: counters go on from their saved values (no reset seen
-    /// by Prometheus), files from their checkpoints.
-    pub fn restore(config: StoreConfig, snapshot: persist::Snapshot) -> Store {
+    /// by Prometheus), files from their checkpoints. Sections the snapshot lost are
+    /// counted; sketches that fail validation start again.
+    pub fn restore(config: StoreConfig, p: &Persisted) -> Store {
         let mut store = Store::new(config);
-        store.counters = Counters::from_map(&snapshot.counters);
-        store.counters.last_record_ms = snapshot.last_record_ms;
-        store.checkpoints = snapshot
-            .checkpoints
-            .into_iter()
-            .map(|cp| (cp.id, cp))
-            .collect();
-        if let Some(mut up) = snapshot.upstream {
-            up.fit(store.config.precision, store.config.retain_months);
-            store.upstream = up;
-        }
-        let mut users = snapshot.active_users;
-        if users.precision() == store.config.precision {
-            users.set_retain_months(store.config.retain_months);
-            store.users = users;
-        } else {
+        store.counters = Counters::from_map(&p.counters);
+        store.counters.last_record_ms = p
+            .times
+            .get(&key(&families::LAST_RECORD_TIMESTAMP, &[]))
+            .copied();
+        store.checkpoints = p.checkpoints.iter().map(|cp| (cp.id, cp.clone())).collect();
+        store.upstream.import(p);
+        let precision = store.config.precision;
+        let mut refused = 0usize;
+        if p.sketches.precision != precision && !p.sketches.sets.is_empty() {
             tracing::warn!(
-                saved = users.precision(),
-                configured = store.config.precision,
+                saved = p.sketches.precision,
+                configured = precision,
                 "sketch.precision changed: active-user sketches start again"
             );
+        } else {
+            for (set, kinds) in &p.sketches.sets {
+                let users = match set.as_str() {
+                    "active_users" => &mut store.users,
+                    "fido2_users" => store.upstream.fido2_users_mut(),
+                    _ => continue,
+                };
+                for (kind, periods) in kinds {
+                    for (&period, repr) in periods {
+                        match Sketch::from_repr(precision, repr) {
+                            Ok(sketch) => {
+                                users.restore(kind, period, sketch);
+                            }
+                            Err(e) => {
+                                tracing::warn!(set, kind, period, error = %e, "saved sketch refused: that period starts again");
+                                refused += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut dropped: Vec<&str> = p.dropped.clone();
+        if refused > 0 && !dropped.contains(&"sketches") {
+            dropped.push("sketches");
+        }
+        for section in dropped {
+            if let Some(i) = STATE_SECTIONS.iter().position(|s| *s == section) {
+                store.counters.state_sections_dropped[i] += 1;
+            }
         }
         store
     }
 
-    /// Everything that must survive a restart, consistent with the checkpoints.
-    pub fn snapshot(&self) -> persist::Snapshot {
-        persist::Snapshot {
-            version: persist::VERSION,
+    /// What a save writes, borrowing the store (nothing large is copied).
+    pub fn snapshot_out(&self) -> SnapshotOut<'_> {
+        let mut out = SnapshotOut {
             saved_at_ms: now_ms(),
             counters: self.counters.to_map(),
-            last_record_ms: self.counters.last_record_ms,
-            checkpoints: self.checkpoints.values().cloned().collect(),
-            active_users: self.users.clone(),
-            upstream: Some(self.upstream.clone()),
+            histograms: BTreeMap::new(),
+            times: BTreeMap::new(),
+            gauges: BTreeMap::new(),
+            high_water: BTreeMap::new(),
+            checkpoints: self.checkpoints.values().collect(),
+            precision: self.config.precision,
+            sketch_sets: vec![("active_users", &self.users)],
+            fido2: Default::default(),
+        };
+        if let Some(ms) = self.counters.last_record_ms {
+            out.times
+                .insert(key(&families::LAST_RECORD_TIMESTAMP, &[]), ms);
         }
+        self.upstream.export(&mut out);
+        out
     }
 
     pub fn note_load_failure(&mut self) {
         self.counters.state_load_failures += 1;
+        self.generation += 1;
+    }
+
+    /// Whether something changed since the last successful save.
+    pub fn unsaved(&self) -> bool {
+        self.saved_generation != Some(self.generation)
+    }
+
+    /// A number that changes whenever a view would.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Saves a snapshot to `file`, recording the outcome for the views.
     pub fn save(&mut self, file: &persist::StateFile) -> Result<(), persist::SaveError> {
-        match file.save(&self.snapshot()) {
+        // A failed save is counted here and written by the next save that succeeds; a
+        // disk that never recovers before a restart cannot keep that count anywhere.
+        let result = file.save(&self.snapshot_out());
+        self.generation += 1;
+        match result {
             Ok(bytes) => {
                 if self.state.error.take().is_some() {
                     tracing::info!("state saved again");
                 }
                 self.state.last_save_ms = Some(now_ms());
                 self.state.bytes = bytes;
+                self.saved_generation = Some(self.generation);
                 Ok(())
             }
             Err(e) => {
@@ -315,23 +411,34 @@ impl Store {
     pub fn apply(&mut self, message: Message) {
         match message {
             Message::Batch(batch) => self.apply_batch(batch),
-            Message::FirstPassDone => self.ready = true,
+            Message::FirstPassDone => {
+                self.ready = true;
+                self.generation += 1;
+            }
         }
     }
 
     fn apply_batch(&mut self, batch: Batch) {
-        self.horizon = Horizon::at(now_ms());
+        self.horizon = Horizon::at(now_ms(), self.config.max_clock_ahead_ms);
+        let mut changed = false;
         for event in &batch.events {
             self.apply_event(event);
         }
         if let Some(cp) = batch.checkpoint {
-            self.checkpoints.insert(cp.id, cp);
+            if self.checkpoints.get(&cp.id) != Some(&cp) {
+                self.checkpoints.insert(cp.id, cp);
+                changed = true;
+            }
         }
         if let Some(id) = batch.forget {
-            self.checkpoints.remove(&id);
+            changed |= self.checkpoints.remove(&id).is_some();
         }
         if let Some(status) = batch.status {
+            changed |= self.tail != status;
             self.tail = status;
+        }
+        if changed {
+            self.generation += 1;
         }
     }
 
@@ -341,6 +448,7 @@ impl Store {
     }
 
     pub fn apply_event(&mut self, event: &Event) {
+        self.generation += 1;
         let c = &mut self.counters;
         match *event {
             Event::UpstreamCall(ref call) => self.upstream.call(call),
@@ -363,8 +471,10 @@ impl Store {
                     a.success && self.config.active_actions[a.action.index()],
                     a.user,
                 ) {
-                    if !self.users.insert(a.timestamp_ms, user, &self.horizon) {
-                        c.outside_retention += 1;
+                    match self.users.insert(a.timestamp_ms, user, &self.horizon) {
+                        Insert::Counted => {}
+                        Insert::OutsideRetention => c.outside_retention += 1,
+                        Insert::Future => c.future += 1,
                     }
                 }
             }
@@ -429,19 +539,29 @@ pub fn run(
         }
     };
     let every = persistence.as_ref().map(|p| p.every);
+    // Publish when the store changed, or when the day changed (current periods move).
+    let day = |ms: i64| ms.div_euclid(86_400_000);
+    let mut published_at = (store.generation(), day(now_ms()));
+    published.store(store.view(now_ms()));
     while let Some(message) = rx.blocking_recv() {
         store.apply(message);
-        let due = every.is_some_and(|every| last_save.elapsed() >= every);
-        if due {
-            save(&mut store);
+        if every.is_some_and(|every| last_save.elapsed() >= every) {
+            if store.unsaved() {
+                save(&mut store);
+            }
             last_save = Instant::now();
         }
-        if due || rx.is_empty() || last_publish.elapsed() >= PUBLISH_EVERY {
-            published.store(store.view(now_ms()));
+        let now = now_ms();
+        let current = (store.generation(), day(now));
+        if current != published_at && (rx.is_empty() || last_publish.elapsed() >= PUBLISH_EVERY) {
+            published.store(store.view(now));
+            published_at = (store.generation(), day(now));
             last_publish = Instant::now();
         }
     }
-    save(&mut store);
+    if store.unsaved() {
+        save(&mut store);
+    }
     published.store(store.view(now_ms()));
     store
 }

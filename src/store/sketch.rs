@@ -43,10 +43,10 @@ impl BuildHasher for UserKeyHash {
 }
 
 /// One HLL++ sketch with its estimate cached until the next insert.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Sketch {
     hll: HyperLogLogPlus<UserKey, UserKeyHash>,
-    #[serde(skip)]
+    precision: u8,
     estimate: Option<u64>,
 }
 
@@ -56,8 +56,13 @@ impl Sketch {
         let hll = HyperLogLogPlus::new(precision, UserKeyHash).ok()?;
         Some(Sketch {
             hll,
+            precision,
             estimate: None,
         })
+    }
+
+    pub fn precision(&self) -> u8 {
+        self.precision
     }
 
     pub fn insert(&mut self, user: UserKey) {
@@ -78,10 +83,279 @@ impl Sketch {
         self.estimate = None;
         self.hll.merge(&other.hll).is_ok()
     }
+
+    /// The compact, validated form the snapshot stores (see [`SketchRepr`]).
+    pub fn to_repr(&self) -> Result<SketchRepr, SketchError> {
+        let mirror: HllMirror = serde_json::to_value(&self.hll)
+            .and_then(serde_json::from_value)
+            .map_err(|e| SketchError(format!("cannot read the sketch: {e}")))?;
+        mirror.to_repr(self.precision)
+    }
+
+    /// Rebuilds a sketch from its stored form. Every register and hash code is checked,
+    /// and the sketch is built from a fresh one of `precision`, so sizes always agree.
+    pub fn from_repr(precision: u8, repr: &SketchRepr) -> Result<Sketch, SketchError> {
+        let fresh = Sketch::new(precision)
+            .ok_or_else(|| SketchError(format!("precision {precision} is out of range")))?;
+        let mut mirror: HllMirror = serde_json::to_value(&fresh.hll)
+            .and_then(serde_json::from_value)
+            .map_err(|e| SketchError(format!("cannot build a sketch: {e}")))?;
+        match repr {
+            SketchRepr::Sparse(bytes) => {
+                let codes = decode_varint_deltas(bytes)?;
+                for &code in &codes {
+                    check_sparse_code(code, precision)?;
+                }
+                mirror.tmpset = codes;
+            }
+            SketchRepr::Dense(bytes) => {
+                let registers = unpack6(bytes, 1usize << precision)?;
+                let max_rank = 64 - u32::from(precision) + 1;
+                if let Some(bad) = registers.iter().find(|r| u32::from(**r) > max_rank) {
+                    return Err(SketchError(format!(
+                        "register value {bad} is over the maximum rank {max_rank}"
+                    )));
+                }
+                mirror.registers = Some(RegistersMirror::pack(&registers));
+            }
+        }
+        let hll = serde_json::to_value(&mirror)
+            .and_then(serde_json::from_value)
+            .map_err(|e| SketchError(format!("cannot rebuild the sketch: {e}")))?;
+        Ok(Sketch {
+            hll,
+            precision,
+            estimate: None,
+        })
+    }
 }
 
-/// A bounded set of sketches keyed by period; the oldest key goes first.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Why a stored sketch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SketchError(pub String);
+
+/// A sketch as the snapshot stores it.
+///
+/// - `Sparse`: the HLL++ sparse hash codes (precision 25), sorted, delta-encoded as
+///   LEB128 varints — small and exact for few users.
+/// - `Dense`: `2^precision` registers of 6 bits, packed least significant bit first
+///   (the layout Redis uses for its dense HyperLogLog).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SketchRepr {
+    Sparse(Vec<u8>),
+    Dense(Vec<u8>),
+}
+
+/// HLL++'s sparse precision in hyperloglogplus.
+const PRIME_PRECISION: u32 = 25;
+
+/// A sparse code is `index25 << 7 | rank << 1 | 1` when the bits of the 25-bit index
+/// below the top `precision` bits are zero, else `index25 << 1`.
+fn check_sparse_code(code: u32, precision: u8) -> Result<(), SketchError> {
+    let bad = |why: &str| Err(SketchError(format!("sparse code {code:#x}: {why}")));
+    if code & 1 == 1 {
+        let rank = (code >> 1) & 0x3f;
+        if rank == 0 || rank > 64 - PRIME_PRECISION + 1 {
+            return bad("rank out of range");
+        }
+        let index = code >> 7;
+        let below = index & ((1 << (PRIME_PRECISION - u32::from(precision))) - 1);
+        if below != 0 {
+            return bad("index bits set below the precision");
+        }
+    } else {
+        let index = code >> 1;
+        if index >= 1 << PRIME_PRECISION {
+            return bad("index over 25 bits");
+        }
+        if index & ((1 << (PRIME_PRECISION - u32::from(precision))) - 1) == 0 {
+            return bad("should have been written with its rank");
+        }
+    }
+    Ok(())
+}
+
+/// At most this many sparse codes are accepted (more would have turned dense).
+const MAX_SPARSE_CODES: usize = 1 << 20;
+
+fn decode_varint_deltas(bytes: &[u8]) -> Result<Vec<u32>, SketchError> {
+    let mut out = Vec::new();
+    let mut last: u32 = 0;
+    let mut value: u64 = 0;
+    let mut shift = 0u32;
+    for &b in bytes {
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 != 0 {
+            shift += 7;
+            if shift > 28 {
+                return Err(SketchError("varint longer than 5 bytes".into()));
+            }
+            continue;
+        }
+        let delta = u32::try_from(value).map_err(|_| SketchError("varint over 32 bits".into()))?;
+        if !out.is_empty() && delta == 0 {
+            return Err(SketchError("sparse codes repeat".into()));
+        }
+        last = last
+            .checked_add(delta)
+            .ok_or_else(|| SketchError("sparse codes overflow".into()))?;
+        out.push(last);
+        if out.len() > MAX_SPARSE_CODES {
+            return Err(SketchError("too many sparse codes".into()));
+        }
+        value = 0;
+        shift = 0;
+    }
+    if shift != 0 {
+        return Err(SketchError("truncated varint".into()));
+    }
+    Ok(out)
+}
+
+fn encode_varint_deltas(sorted: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sorted.len() * 2);
+    let mut last = 0u32;
+    for &code in sorted {
+        let mut delta = code - last;
+        last = code;
+        while delta >= 0x80 {
+            out.push((delta as u8 & 0x7f) | 0x80);
+            delta >>= 7;
+        }
+        out.push(delta as u8);
+    }
+    out
+}
+
+/// 6-bit registers, least significant bit first.
+fn pack6(registers: impl ExactSizeIterator<Item = u8>) -> Vec<u8> {
+    let mut out = vec![0u8; (registers.len() * 6).div_ceil(8)];
+    for (i, r) in registers.enumerate() {
+        let bit = i * 6;
+        let (byte, shift) = (bit / 8, bit % 8);
+        let v = u16::from(r & 0x3f) << shift;
+        out[byte] |= v as u8;
+        if shift > 2 {
+            out[byte + 1] |= (v >> 8) as u8;
+        }
+    }
+    out
+}
+
+fn unpack6(bytes: &[u8], count: usize) -> Result<Vec<u8>, SketchError> {
+    if bytes.len() != (count * 6).div_ceil(8) {
+        return Err(SketchError(format!(
+            "{} register bytes for {count} registers",
+            bytes.len()
+        )));
+    }
+    Ok((0..count)
+        .map(|i| {
+            let bit = i * 6;
+            let (byte, shift) = (bit / 8, bit % 8);
+            let lo = u16::from(bytes[byte]);
+            let hi = bytes.get(byte + 1).copied().map_or(0, u16::from);
+            (((hi << 8 | lo) >> shift) & 0x3f) as u8
+        })
+        .collect())
+}
+
+/// hyperloglogplus 0.4.1's serde layout (pinned), read and written field by field.
+/// Version-1 snapshots hold sketches in exactly this form.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HllMirror {
+    builder: (),
+    precision: u8,
+    counts: (usize, usize, usize),
+    tmpset: Vec<u32>,
+    sparse: SparseMirror,
+    registers: Option<RegistersMirror>,
+    phantom: (),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SparseMirror {
+    count: usize,
+    last: u32,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RegistersMirror {
+    buf: Vec<u32>,
+    count: usize,
+    zeros: usize,
+}
+
+impl RegistersMirror {
+    /// Five 6-bit registers per 32-bit word, as hyperloglogplus packs them.
+    fn pack(registers: &[u8]) -> RegistersMirror {
+        let mut buf = vec![0u32; registers.len().div_ceil(5)];
+        for (i, r) in registers.iter().enumerate() {
+            buf[i / 5] |= u32::from(*r) << ((i % 5) * 6);
+        }
+        RegistersMirror {
+            buf,
+            count: registers.len(),
+            zeros: registers.iter().filter(|r| **r == 0).count(),
+        }
+    }
+
+    fn unpack(&self, count: usize) -> Result<Vec<u8>, SketchError> {
+        if self.count != count || self.buf.len() != count.div_ceil(5) {
+            return Err(SketchError(format!(
+                "{} registers in {} words where {count} are expected",
+                self.count,
+                self.buf.len()
+            )));
+        }
+        Ok((0..count)
+            .map(|i| ((self.buf[i / 5] >> ((i % 5) * 6)) & 0x3f) as u8)
+            .collect())
+    }
+}
+
+impl HllMirror {
+    /// The stored form of this sketch, checked against `precision`.
+    pub(crate) fn to_repr(&self, precision: u8) -> Result<SketchRepr, SketchError> {
+        if self.precision != precision || !(4..=18).contains(&precision) {
+            return Err(SketchError(format!(
+                "precision {} where {precision} is expected",
+                self.precision
+            )));
+        }
+        match &self.registers {
+            Some(r) => Ok(SketchRepr::Dense(pack6(
+                r.unpack(1usize << precision)?.into_iter(),
+            ))),
+            None => {
+                let mut codes = decode_varint_deltas(&self.sparse.buf)?;
+                codes.extend_from_slice(&self.tmpset);
+                codes.sort_unstable();
+                codes.dedup();
+                for &code in &codes {
+                    check_sparse_code(code, precision)?;
+                }
+                Ok(SketchRepr::Sparse(encode_varint_deltas(&codes)))
+            }
+        }
+    }
+}
+
+/// What happened to one user's activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insert {
+    Counted,
+    /// Older than every retained month, with no room left.
+    OutsideRetention,
+    /// Stamped too far ahead of the clock: the record's clock is wrong, not the present.
+    Future,
+}
+
+/// A bounded set of sketches keyed by period; the oldest key goes first, but never
+/// the present one.
+#[derive(Clone, Debug)]
 pub struct Periods {
     cap: usize,
     sketches: BTreeMap<u32, Sketch>,
@@ -95,31 +369,42 @@ impl Periods {
         }
     }
 
-    /// Adds `user` to period `key`. False when `key` is older than every retained
-    /// period and there is no room: the record is outside retention.
-    pub fn insert(&mut self, key: u32, user: UserKey, precision: u8) -> bool {
+    /// Adds `user` to period `key`, where `present` is the period of the wall clock.
+    pub fn insert(&mut self, key: u32, present: u32, user: UserKey, precision: u8) -> Insert {
         if let Some(s) = self.sketches.get_mut(&key) {
             s.insert(user);
-            return true;
+            return Insert::Counted;
         }
-        if self.sketches.len() >= self.cap
-            && self
-                .sketches
-                .keys()
-                .next()
-                .is_some_and(|&oldest| key < oldest)
-        {
-            return false;
+        if self.sketches.len() >= self.cap {
+            let Some(&oldest) = self.sketches.keys().next() else {
+                return Insert::OutsideRetention;
+            };
+            if key < oldest {
+                return Insert::OutsideRetention;
+            }
+            if oldest >= present && key > present {
+                // Making room would evict the present for a period still to come.
+                return Insert::Future;
+            }
         }
         let Some(mut sketch) = Sketch::new(precision) else {
-            return false;
+            return Insert::OutsideRetention;
         };
         sketch.insert(user);
+        self.put(key, sketch);
+        Insert::Counted
+    }
+
+    /// Keeps `sketch` for `key` (restoring a snapshot), within the cap.
+    pub fn put(&mut self, key: u32, sketch: Sketch) {
         self.sketches.insert(key, sketch);
         while self.sketches.len() > self.cap {
             self.sketches.pop_first();
         }
-        true
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Sketch)> {
+        self.sketches.iter().map(|(k, s)| (*k, s))
     }
 
     pub fn estimate(&mut self, key: u32) -> u64 {
@@ -163,21 +448,47 @@ impl PeriodKeys {
     }
 }
 
-/// The oldest day and week still worth a sketch at some wall-clock time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the wall clock says about periods: the oldest day and week still worth a
+/// sketch, the present periods, and the latest record time believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Horizon {
     pub day: u32,
     pub week: u32,
+    pub present: PeriodKeys,
+    /// Records stamped after this are refused ([`Insert::Future`]).
+    pub latest_ms: i64,
+}
+
+/// A horizon that accepts everything: for tests and replays of old files.
+impl Default for Horizon {
+    fn default() -> Horizon {
+        Horizon {
+            day: 0,
+            week: 0,
+            present: PeriodKeys {
+                day: u32::MAX,
+                week: u32::MAX,
+                month: u32::MAX,
+            },
+            latest_ms: i64::MAX,
+        }
+    }
 }
 
 impl Horizon {
-    /// Keeps the last `DAYS_KEPT` days and `WEEKS_KEPT` ISO weeks before `now_ms`.
-    pub fn at(now_ms: i64) -> Horizon {
+    /// Keeps the last `DAYS_KEPT` days and `WEEKS_KEPT` ISO weeks before `now_ms`, and
+    /// believes records up to `max_ahead_ms` after it.
+    pub fn at(now_ms: i64, max_ahead_ms: i64) -> Horizon {
         const DAY_MS: i64 = 86_400_000;
         let day = PeriodKeys::of(now_ms - (DAYS_KEPT as i64 - 1) * DAY_MS).map_or(0, |k| k.day);
         let week =
             PeriodKeys::of(now_ms - (WEEKS_KEPT as i64 - 1) * 7 * DAY_MS).map_or(0, |k| k.week);
-        Horizon { day, week }
+        Horizon {
+            day,
+            week,
+            present: PeriodKeys::of(now_ms).unwrap_or(Horizon::default().present),
+            latest_ms: now_ms.saturating_add(max_ahead_ms),
+        }
     }
 }
 
@@ -186,7 +497,10 @@ impl Horizon {
 const DAYS_KEPT: usize = 3;
 const WEEKS_KEPT: usize = 3;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The three kinds of period, as the snapshot names them.
+pub const PERIOD_KINDS: [&str; 3] = ["day", "week", "month"];
+
+#[derive(Clone, Debug)]
 pub struct ActiveUsers {
     precision: u8,
     days: Periods,
@@ -212,19 +526,49 @@ impl ActiveUsers {
         self.months.set_cap(months);
     }
 
-    /// Counts `user` active at `timestamp_ms`. False when its month is outside retention.
-    /// Days and weeks before `horizon` can never be current again: a backfill skips them.
-    pub fn insert(&mut self, timestamp_ms: i64, user: UserKey, horizon: &Horizon) -> bool {
+    /// Counts `user` active at `timestamp_ms`. Days and weeks before `horizon` can never
+    /// be current again: a backfill skips them. A record stamped after the horizon's
+    /// latest time touches no sketch.
+    pub fn insert(&mut self, timestamp_ms: i64, user: UserKey, horizon: &Horizon) -> Insert {
+        if timestamp_ms > horizon.latest_ms {
+            return Insert::Future;
+        }
         let Some(k) = PeriodKeys::of(timestamp_ms) else {
-            return false;
+            return Insert::OutsideRetention;
         };
+        let p = horizon.present;
         if k.day >= horizon.day {
-            self.days.insert(k.day, user, self.precision);
+            self.days.insert(k.day, p.day, user, self.precision);
         }
         if k.week >= horizon.week {
-            self.weeks.insert(k.week, user, self.precision);
+            self.weeks.insert(k.week, p.week, user, self.precision);
         }
-        self.months.insert(k.month, user, self.precision)
+        self.months.insert(k.month, p.month, user, self.precision)
+    }
+
+    /// The sketches of one kind of period (`PERIOD_KINDS`).
+    pub fn periods(&self, kind: &str) -> Option<&Periods> {
+        match kind {
+            "day" => Some(&self.days),
+            "week" => Some(&self.weeks),
+            "month" => Some(&self.months),
+            _ => None,
+        }
+    }
+
+    /// Restores one saved sketch; false for an unknown kind or another precision.
+    pub fn restore(&mut self, kind: &str, key: u32, sketch: Sketch) -> bool {
+        if sketch.precision() != self.precision {
+            return false;
+        }
+        let periods = match kind {
+            "day" => &mut self.days,
+            "week" => &mut self.weeks,
+            "month" => &mut self.months,
+            _ => return false,
+        };
+        periods.put(key, sketch);
+        true
     }
 
     /// Estimates for the day, week and month containing `now_ms`.
@@ -290,8 +634,7 @@ mod tests {
         for u in users(2_000..5_000) {
             b.insert(u);
         }
-        let json = serde_json::to_string(&a).unwrap();
-        let mut back: Sketch = serde_json::from_str(&json).unwrap();
+        let mut back = Sketch::from_repr(14, &a.to_repr().unwrap()).unwrap();
         assert_eq!(back.estimate(), a.estimate());
         assert!(back.merge(&b));
         let e = back.estimate() as f64;
@@ -320,22 +663,28 @@ mod tests {
         let mut au = ActiveUsers::new(14, 3);
         let month_ms = 31 * 86_400_000i64;
         for m in 0..6 {
-            assert!(au.insert(
-                1_767_225_600_000 + m * month_ms,
-                UserKey::of("x"),
-                &Horizon::default()
-            ));
+            assert_eq!(
+                au.insert(
+                    1_767_225_600_000 + m * month_ms,
+                    UserKey::of("x"),
+                    &Horizon::default()
+                ),
+                Insert::Counted
+            );
         }
         let kept: Vec<u32> = au.monthly().into_iter().map(|(m, _)| m).collect();
         assert_eq!(kept, vec![202604, 202605, 202606]);
         // Older than everything kept, with no room: outside retention.
-        assert!(!au.insert(1_767_225_600_000, UserKey::of("y"), &Horizon::default()));
+        assert_eq!(
+            au.insert(1_767_225_600_000, UserKey::of("y"), &Horizon::default()),
+            Insert::OutsideRetention
+        );
     }
 
     #[test]
     fn records_before_the_horizon_skip_day_and_week_but_count_for_the_month() {
         let now = 1_795_392_000_000; // 2026-11-23T00:00:00Z, a Monday
-        let h = Horizon::at(now);
+        let h = Horizon::at(now, 86_400_000);
         let mut au = ActiveUsers::new(14, 13);
         au.insert(now - 20 * 86_400_000, UserKey::of("old"), &h);
         au.insert(now - 86_400_000, UserKey::of("yesterday"), &h);
@@ -348,5 +697,95 @@ mod tests {
         );
         assert_eq!(au.days.sketches.len(), 2);
         assert_eq!(au.weeks.sketches.len(), 2);
+    }
+
+    /// Sparse and dense sketches at several precisions survive the stored form with the
+    /// same estimate, and the form matches what hyperloglogplus's own serde held.
+    #[test]
+    fn the_stored_form_round_trips_sparse_and_dense() {
+        for precision in [10u8, 14, 18] {
+            for n in [0u32, 1, 300, 40_000] {
+                let mut a = Sketch::new(precision).unwrap();
+                for u in users(0..n) {
+                    a.insert(u);
+                }
+                let repr = a.to_repr().unwrap();
+                let dense = matches!(repr, SketchRepr::Dense(_));
+                let mut back = Sketch::from_repr(precision, &repr).unwrap();
+                assert_eq!(back.estimate(), a.estimate(), "p={precision} n={n}");
+                assert_eq!(back.to_repr().unwrap(), repr, "p={precision} n={n}: stable");
+                // The rebuilt sketch keeps working: more users, same answer as the original.
+                for u in users(n..n + 500) {
+                    a.insert(u);
+                    back.insert(u);
+                }
+                assert_eq!(
+                    back.estimate(),
+                    a.estimate(),
+                    "p={precision} n={n} dense={dense}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn six_bit_packing_matches_a_hand_packed_pair() {
+        // Registers 1 and 63: 000001 then 111111, least significant bit first.
+        assert_eq!(pack6([1u8, 63].into_iter()), vec![0b1100_0001, 0b0000_1111]);
+        assert_eq!(
+            unpack6(&[0b1100_0001, 0b0000_1111], 2).unwrap(),
+            vec![1, 63]
+        );
+        let regs: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 64) as u8).collect();
+        assert_eq!(unpack6(&pack6(regs.iter().copied()), 1000).unwrap(), regs);
+    }
+
+    #[test]
+    fn malformed_stored_sketches_are_refused() {
+        let dense_too_high = SketchRepr::Dense(pack6(std::iter::repeat_n(60u8, 1 << 14)));
+        assert!(
+            Sketch::from_repr(14, &dense_too_high).is_err(),
+            "rank over 51"
+        );
+        assert!(Sketch::from_repr(14, &SketchRepr::Dense(vec![0; 10])).is_err());
+        assert!(Sketch::from_repr(19, &SketchRepr::Sparse(vec![])).is_err());
+        // An even code with no bits below the precision should have carried its rank.
+        assert!(
+            Sketch::from_repr(14, &SketchRepr::Sparse(encode_varint_deltas(&[1 << 20]))).is_err()
+        );
+        // Truncated and over-long varints, and a repeated code.
+        assert!(Sketch::from_repr(14, &SketchRepr::Sparse(vec![0x80])).is_err());
+        assert!(Sketch::from_repr(14, &SketchRepr::Sparse(vec![0x80; 6])).is_err());
+        assert!(Sketch::from_repr(14, &SketchRepr::Sparse(vec![3, 0])).is_err());
+    }
+
+    #[test]
+    fn records_from_the_future_never_touch_or_evict_the_present() {
+        let now = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+        let h = Horizon::at(now, 86_400_000);
+        let mut au = ActiveUsers::new(14, 13);
+        au.insert(now, UserKey::of("today"), &h);
+        let year = 365 * 86_400_000i64;
+        for y in 64..77 {
+            assert_eq!(
+                au.insert(now + y * year, UserKey::of("x"), &h),
+                Insert::Future
+            );
+        }
+        assert_eq!(au.current(now), [1, 1, 1]);
+        assert_eq!(au.monthly(), vec![(202611, 1)]);
+        // Within the allowed skew a record counts, but a full set keeps the present.
+        let mut one = ActiveUsers::new(14, 1);
+        let dec_1 = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+        let h = Horizon::at(dec_1 - 3_600_000, 86_400_000);
+        assert_eq!(
+            one.insert(dec_1 - 3_600_000, UserKey::of("a"), &h),
+            Insert::Counted
+        );
+        assert_eq!(
+            one.insert(dec_1 + 60_000, UserKey::of("b"), &h),
+            Insert::Future
+        );
+        assert_eq!(one.monthly(), vec![(202611, 1)]);
     }
 }

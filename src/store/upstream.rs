@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
+use super::persist::model::{key, parse_key, Fido2Section, HistogramRepr, Persisted, SnapshotOut};
 use super::sketch::{ActiveUsers, Horizon};
+use crate::families;
 use crate::upstream::fido2::{Authenticator, Fido2Entry, Operation, Status};
 use crate::upstream::health::HealthReport;
 use crate::upstream::stat::StatReport;
@@ -26,7 +26,7 @@ const SEEN_WINDOW_MS: i64 = 6 * 3600 * 1000;
 const SEEN_MAX: usize = 100_000;
 
 /// A classic histogram: per-bucket counts (last is +Inf), sum, count.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Histogram {
     pub buckets: Vec<u64>,
     pub sum: f64,
@@ -34,14 +34,42 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Counts `v`; a non-finite or negative value is not a duration and is ignored, and
+    /// the sum saturates instead of becoming infinite.
     pub fn observe(&mut self, bounds: &[f64], v: f64) {
+        if !v.is_finite() || v < 0.0 {
+            return;
+        }
         if self.buckets.len() != bounds.len() + 1 {
             self.buckets = vec![0; bounds.len() + 1];
         }
         let i = bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len());
         self.buckets[i] += 1;
-        self.sum += v;
+        let sum = self.sum + v;
+        self.sum = if sum.is_finite() { sum } else { f64::MAX };
         self.count += 1;
+    }
+
+    fn repr(&self, bounds: &[f64]) -> HistogramRepr {
+        let mut buckets = self.buckets.clone();
+        buckets.resize(bounds.len() + 1, 0);
+        HistogramRepr {
+            le: bounds.to_vec(),
+            buckets,
+            sum: if self.sum.is_finite() { self.sum } else { 0.0 },
+            count: self.count,
+        }
+    }
+
+    /// The saved histogram, if it was kept with the same bounds.
+    fn from_repr(bounds: &[f64], r: &HistogramRepr) -> Option<Histogram> {
+        (r.le == bounds && r.buckets.len() == bounds.len() + 1 && r.sum.is_finite()).then(|| {
+            Histogram {
+                buckets: r.buckets.clone(),
+                sum: r.sum,
+                count: r.count,
+            }
+        })
     }
 
     /// `(upper bound, count in bucket)` as prometheus-client encodes them.
@@ -56,35 +84,9 @@ impl Histogram {
     }
 }
 
-/// Serialises maps with non-string keys as lists of pairs (JSON needs string keys).
-mod pairs {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        map: &BTreeMap<K, V>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(map.iter())
-    }
-
-    pub fn deserialize<
-        'de,
-        K: Deserialize<'de> + Ord,
-        V: Deserialize<'de>,
-        D: Deserializer<'de>,
-    >(
-        d: D,
-    ) -> Result<BTreeMap<K, V>, D::Error> {
-        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct EndpointStats {
     /// Last call's outcome; not persisted (a restart has not called yet).
-    #[serde(skip)]
     pub up: Option<bool>,
     pub errors: [u64; ErrorReason::COUNT],
     pub duration: Histogram,
@@ -94,51 +96,39 @@ pub struct EndpointStats {
 type TokenKey = (String, String);
 
 /// What the views read, small enough to clone into every published view.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct UpstreamView {
     pub calls: Vec<EndpointStats>,
     /// Latest reported MAU per month.
     pub stat_mau: BTreeMap<u32, u64>,
     /// Latest reported tokens per month, cumulative within the month.
-    #[serde(with = "pairs")]
     pub stat_tokens: BTreeMap<(u32, String, String), u64>,
     /// Tokens issued, from increases above each month's high-water mark.
-    #[serde(with = "pairs")]
     pub tokens_issued: BTreeMap<TokenKey, u64>,
-    #[serde(skip)]
     pub health: Option<HealthReport>,
     /// The last health call failed.
-    #[serde(skip)]
     pub health_failed: bool,
-    #[serde(skip)]
     pub fido2_up: Option<bool>,
-    #[serde(with = "pairs")]
     pub fido2_operations: BTreeMap<(Operation, Status, Authenticator), u64>,
-    #[serde(with = "pairs")]
     pub fido2_durations: BTreeMap<(Operation, Status), Histogram>,
-    #[serde(with = "pairs")]
     pub fido2_errors: BTreeMap<(Operation, String), u64>,
     pub fido2_fallbacks: BTreeMap<String, u64>,
     pub fido2_duplicates: u64,
-    #[serde(skip)]
     pub fido2_active: [u64; 3],
 }
 
 /// Everything from upstream, persisted in the snapshot.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct UpstreamFigures {
     pub view: UpstreamView,
     /// Highest value seen per (month, grant, token): a lower answer is a stale cache.
-    #[serde(with = "pairs")]
     high_water: BTreeMap<(u32, String, String), u64>,
     /// Error categories admitted as label values, in order of first sight.
     categories: Vec<String>,
     /// Fallback methods admitted as label values, likewise.
-    #[serde(default)]
     fallback_methods: Vec<String>,
     fido2_users: ActiveUsers,
     /// FIDO2 entry ids already counted, with their time.
-    #[serde(with = "pairs")]
     seen: BTreeMap<u64, i64>,
     pub fido2_synced_ms: Option<i64>,
     retain_months: usize,
@@ -173,16 +163,230 @@ impl UpstreamFigures {
         }
     }
 
-    /// After a restore: the sizes the configuration asks for now.
-    pub fn fit(&mut self, precision: u8, retain_months: usize) {
-        self.view
-            .calls
-            .resize(Endpoint::COUNT, EndpointStats::default());
-        self.retain_months = retain_months;
-        if self.fido2_users.precision() != precision {
-            self.fido2_users = ActiveUsers::new(precision, retain_months);
+    /// Adds the upstream figures to a snapshot being written.
+    pub fn export<'a>(&'a self, out: &mut SnapshotOut<'a>) {
+        let v = &self.view;
+        for (endpoint, stats) in Endpoint::ALL.iter().zip(&v.calls) {
+            let e = endpoint.as_str();
+            for reason in ErrorReason::ALL {
+                let n = stats.errors[reason as usize];
+                if n > 0 {
+                    out.counters
+                        .insert(key(&families::UPSTREAM_ERRORS, &[e, reason.as_str()]), n);
+                }
+            }
+            if stats.duration.count > 0 {
+                out.histograms.insert(
+                    key(&families::UPSTREAM_REQUEST_DURATION, &[e]),
+                    stats.duration.repr(&CALL_BUCKETS),
+                );
+            }
+            if let Some(ms) = stats.last_success_ms {
+                out.times
+                    .insert(key(&families::UPSTREAM_LAST_SUCCESS, &[e]), ms);
+            }
         }
-        self.fido2_users.set_retain_months(retain_months);
+        for (month, n) in &v.stat_mau {
+            out.gauges.insert(
+                key(
+                    &families::UPSTREAM_MONTHLY_ACTIVE_USERS,
+                    &[&month.to_string()],
+                ),
+                *n,
+            );
+        }
+        let tokens_key = |(m, g, t): &(u32, String, String)| {
+            key(&families::UPSTREAM_TOKENS, &[&m.to_string(), g, t])
+        };
+        for (k, n) in &v.stat_tokens {
+            out.gauges.insert(tokens_key(k), *n);
+        }
+        for (k, n) in &self.high_water {
+            out.high_water.insert(tokens_key(k), *n);
+        }
+        for ((g, t), n) in &v.tokens_issued {
+            out.counters
+                .insert(key(&families::TOKENS_ISSUED, &[g, t]), *n);
+        }
+        for ((o, st, a), n) in &v.fido2_operations {
+            out.counters.insert(
+                key(
+                    &families::FIDO2_OPERATIONS,
+                    &[o.as_str(), st.as_str(), a.as_str()],
+                ),
+                *n,
+            );
+        }
+        for ((o, st), h) in &v.fido2_durations {
+            out.histograms.insert(
+                key(
+                    &families::FIDO2_OPERATION_DURATION,
+                    &[o.as_str(), st.as_str()],
+                ),
+                h.repr(&CEREMONY_BUCKETS),
+            );
+        }
+        for ((o, c), n) in &v.fido2_errors {
+            out.counters
+                .insert(key(&families::FIDO2_ERRORS, &[o.as_str(), c]), *n);
+        }
+        for (m, n) in &v.fido2_fallbacks {
+            out.counters
+                .insert(key(&families::FIDO2_FALLBACKS, &[m]), *n);
+        }
+        if v.fido2_duplicates > 0 {
+            out.counters.insert(
+                key(&families::FIDO2_DUPLICATE_ENTRIES, &[]),
+                v.fido2_duplicates,
+            );
+        }
+        out.sketch_sets.push(("fido2_users", &self.fido2_users));
+        out.fido2 = Fido2Section {
+            synced_ms: self.fido2_synced_ms,
+            seen: self.seen.iter().map(|(id, ts)| (*id, *ts)).collect(),
+            categories: self.categories.clone(),
+            fallback_methods: self.fallback_methods.clone(),
+        };
+    }
+
+    /// Continues from a snapshot. Keys this build does not know (a retired endpoint,
+    /// reason or label value) are dropped; everything else carries on.
+    pub fn import(&mut self, p: &Persisted) {
+        fn endpoint(name: Option<&str>) -> Option<Endpoint> {
+            Endpoint::ALL.into_iter().find(|e| Some(e.as_str()) == name)
+        }
+        fn named<T: Copy>(
+            all: &[T],
+            name: Option<&str>,
+            as_str: fn(T) -> &'static str,
+        ) -> Option<T> {
+            all.iter().copied().find(|v| Some(as_str(*v)) == name)
+        }
+        let token_key = |k: &super::persist::model::Key| -> Option<(u32, String, String)> {
+            let month = k.get("month")?.parse().ok()?;
+            let grant = crate::event::grant_label(k.get("grant_type")?);
+            let token = crate::event::token_label(k.get("token_type")?);
+            Some((month, grant.to_string(), token.to_string()))
+        };
+        self.categories = p
+            .fido2
+            .categories
+            .iter()
+            .take(MAX_CATEGORIES)
+            .cloned()
+            .collect();
+        self.fallback_methods = p
+            .fido2
+            .fallback_methods
+            .iter()
+            .take(MAX_FALLBACK_METHODS)
+            .cloned()
+            .collect();
+        let admitted =
+            |set: &[String], v: &str| set.iter().any(|s| s == v) || v == "other" || v == "unknown";
+        for (name, &n) in &p.counters {
+            let Some(k) = parse_key(name) else { continue };
+            let v = &mut self.view;
+            match k.name {
+                n_ if n_ == families::UPSTREAM_ERRORS.name => {
+                    if let (Some(e), Some(r)) = (
+                        endpoint(k.get("endpoint")),
+                        named(&ErrorReason::ALL, k.get("reason"), ErrorReason::as_str),
+                    ) {
+                        v.calls[e as usize].errors[r as usize] = n;
+                    }
+                }
+                n_ if n_ == families::TOKENS_ISSUED.name => {
+                    if let (Some(g), Some(t)) = (k.get("grant_type"), k.get("token_type")) {
+                        let g = crate::event::grant_label(g).to_string();
+                        let t = crate::event::token_label(t).to_string();
+                        v.tokens_issued.insert((g, t), n);
+                    }
+                }
+                n_ if n_ == families::FIDO2_OPERATIONS.name => {
+                    if let (Some(o), Some(s), Some(a)) = (
+                        named(&Operation::ALL, k.get("operation"), Operation::as_str),
+                        named(&Status::ALL, k.get("status"), Status::as_str),
+                        named(
+                            &Authenticator::ALL,
+                            k.get("authenticator"),
+                            Authenticator::as_str,
+                        ),
+                    ) {
+                        v.fido2_operations.insert((o, s, a), n);
+                    }
+                }
+                n_ if n_ == families::FIDO2_ERRORS.name => {
+                    if let (Some(o), Some(c)) = (
+                        named(&Operation::ALL, k.get("operation"), Operation::as_str),
+                        k.get("category").filter(|c| admitted(&self.categories, c)),
+                    ) {
+                        v.fido2_errors.insert((o, c.to_string()), n);
+                    }
+                }
+                n_ if n_ == families::FIDO2_FALLBACKS.name => {
+                    if let Some(m) = k
+                        .get("method")
+                        .filter(|m| admitted(&self.fallback_methods, m))
+                    {
+                        v.fido2_fallbacks.insert(m.to_string(), n);
+                    }
+                }
+                n_ if n_ == families::FIDO2_DUPLICATE_ENTRIES.name => v.fido2_duplicates = n,
+                _ => {}
+            }
+        }
+        for (name, h) in &p.histograms {
+            let Some(k) = parse_key(name) else { continue };
+            if k.name == families::UPSTREAM_REQUEST_DURATION.name {
+                if let (Some(e), Some(h)) = (
+                    endpoint(k.get("endpoint")),
+                    Histogram::from_repr(&CALL_BUCKETS, h),
+                ) {
+                    self.view.calls[e as usize].duration = h;
+                }
+            } else if k.name == families::FIDO2_OPERATION_DURATION.name {
+                if let (Some(o), Some(s), Some(h)) = (
+                    named(&Operation::ALL, k.get("operation"), Operation::as_str),
+                    named(&Status::ALL, k.get("status"), Status::as_str),
+                    Histogram::from_repr(&CEREMONY_BUCKETS, h),
+                ) {
+                    self.view.fido2_durations.insert((o, s), h);
+                }
+            }
+        }
+        for (name, &ms) in &p.times {
+            let Some(k) = parse_key(name) else { continue };
+            if k.name == families::UPSTREAM_LAST_SUCCESS.name {
+                if let Some(e) = endpoint(k.get("endpoint")) {
+                    self.view.calls[e as usize].last_success_ms = Some(ms);
+                }
+            }
+        }
+        for (name, &n) in &p.gauges {
+            let Some(k) = parse_key(name) else { continue };
+            if k.name == families::UPSTREAM_MONTHLY_ACTIVE_USERS.name {
+                if let Some(m) = k.get("month").and_then(|m| m.parse().ok()) {
+                    self.view.stat_mau.insert(m, n);
+                }
+            } else if k.name == families::UPSTREAM_TOKENS.name {
+                if let Some(tk) = token_key(&k) {
+                    self.view.stat_tokens.insert(tk, n);
+                }
+            }
+        }
+        for (name, &n) in &p.high_water {
+            if let Some(tk) = parse_key(name).as_ref().and_then(token_key) {
+                self.high_water.insert(tk, n);
+            }
+        }
+        self.seen = p.fido2.seen.iter().copied().take(SEEN_MAX).collect();
+        self.fido2_synced_ms = p.fido2.synced_ms;
+    }
+
+    /// The FIDO2 active-user sketches, for restoring a snapshot into.
+    pub fn fido2_users_mut(&mut self) -> &mut ActiveUsers {
+        &mut self.fido2_users
     }
 
     pub fn call(&mut self, c: &Call) {
@@ -283,7 +487,8 @@ impl UpstreamFigures {
         if let (Status::Success, Operation::Registration | Operation::Authentication, Some(user)) =
             (e.status, e.operation, e.user)
         {
-            self.fido2_users.insert(e.timestamp_ms, user, horizon);
+            // A FIDO2 clock far ahead is refused like an audit record's.
+            let _ = self.fido2_users.insert(e.timestamp_ms, user, horizon);
         }
     }
 

@@ -9,46 +9,7 @@ use serde_json::Value;
 
 use super::{Client, Endpoint, Poller};
 use crate::event::Event;
-pub use crate::event::{MonthStat, StatReport};
-
-/// Grant types the auth server knows (an open set upstream); anything else is `other`.
-pub const GRANT_TYPES: [&str; 11] = [
-    "none",
-    "authorization_code",
-    "implicit",
-    "password",
-    "client_credentials",
-    "refresh_token",
-    "urn:ietf:params:oauth:grant-type:uma-ticket",
-    "urn:ietf:params:oauth:grant-type:token-exchange",
-    "urn:openid:params:grant-type:ciba",
-    "urn:ietf:params:oauth:grant-type:device_code",
-    "urn:ietf:params:oauth:grant-type:jwt-bearer",
-];
-pub const TOKEN_TYPES: [&str; 5] = [
-    "access_token",
-    "id_token",
-    "refresh_token",
-    "uma_token",
-    "logout_status_jwt",
-];
-
-/// A known grant type's label, or `other`.
-pub fn grant_label(name: &str) -> &'static str {
-    GRANT_TYPES
-        .iter()
-        .find(|g| **g == name)
-        .copied()
-        .unwrap_or("other")
-}
-
-pub fn token_label(name: &str) -> &'static str {
-    TOKEN_TYPES
-        .iter()
-        .find(|t| **t == name)
-        .copied()
-        .unwrap_or("other")
-}
+pub use crate::event::{grant_label, token_label, MonthStat, StatReport, GRANT_TYPES, TOKEN_TYPES};
 
 fn month_of(v: &Value) -> Option<u32> {
     let m = match v {

@@ -1,0 +1,205 @@
+//! Every metric family, declared once: name, help, unit, type and label names.
+//!
+//! The `/metrics` collectors encode from these, the snapshot keys its counters by
+//! these names (so a renamed label set or a new enum variant never shifts a value),
+//! and the docs test checks `docs/metrics.md` against [`ALL`]. Names carry no `_total`
+//! or unit suffix: the OpenMetrics encoder appends them.
+
+/// A base unit, appended to the exposed name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Seconds,
+}
+
+impl Unit {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Unit::Bytes => "bytes",
+            Unit::Seconds => "seconds",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub unit: Option<Unit>,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+}
+
+impl Family {
+    /// The name Prometheus stores: with the unit and, for counters, `_total`.
+    pub fn exposed_name(&self) -> String {
+        let mut name = self.name.to_string();
+        if let Some(unit) = self.unit {
+            name.push('_');
+            name.push_str(unit.suffix());
+        }
+        if self.kind == Kind::Counter {
+            name.push_str("_total");
+        }
+        name
+    }
+}
+
+macro_rules! families {
+    ($($id:ident: $kind:ident $name:literal $unit:expr, [$($label:literal),*], $help:literal;)*) => {
+        $(pub const $id: Family = Family {
+            name: $name,
+            help: $help,
+            unit: $unit,
+            kind: Kind::$kind,
+            labels: &[$($label),*],
+        };)*
+        /// Every family, in exposition order.
+        pub const ALL: &[Family] = &[$($id),*];
+    };
+}
+
+families! {
+    // Audit log: what the records say.
+    AUDIT_EVENTS: Counter "jans_audit_events" None, ["action", "outcome"],
+        "Audit log records by action and outcome as the record's success flag says; action is a known upstream action or other";
+    TOKEN_REQUESTS: Counter "jans_token_requests" None, ["kind", "outcome"],
+        "TOKEN_REQUEST audit records; kind is user when the record names a user, machine when not (client credentials)";
+    ACTIVE_USERS: Gauge "jans_active_users" None, ["period"],
+        "Distinct active users in the current UTC day, ISO week and calendar month (HyperLogLog++ estimate)";
+    MONTHLY_ACTIVE_USERS: Gauge "jans_monthly_active_users" None, ["month"],
+        "Distinct active users per retained UTC calendar month YYYYMM (HyperLogLog++ estimate)";
+    RECORDS: Counter "jans_exporter_records" None, ["format"],
+        "Well-formed audit records read, by log format";
+    PARSE_ERRORS: Counter "jans_exporter_parse_errors" None, ["format", "reason"],
+        "Malformed audit records and stray lines skipped, by log format (unknown before detection) and reason";
+    RECORDS_OUTSIDE_RETENTION: Counter "jans_exporter_records_outside_retention" None, [],
+        "Active-user records older than every retained month, left out of the sketches";
+    RECORDS_FUTURE: Counter "jans_exporter_records_future" None, [],
+        "Active-user records stamped further ahead of the clock than sketch.max_clock_ahead, left out of the sketches";
+    LAST_RECORD_TIMESTAMP: Gauge "jans_exporter_last_record_timestamp" Some(Unit::Seconds), [],
+        "Newest audit record time seen (the record's own timestamp), in seconds since the epoch";
+
+    // Log files.
+    LOG_READ: Counter "jans_exporter_log_read" Some(Unit::Bytes), [],
+        "Bytes read from log files";
+    LOG_ROTATIONS: Counter "jans_exporter_log_rotations" None, [],
+        "Log files replaced at a followed path (rename or delete and re-create)";
+    LOG_TRUNCATIONS: Counter "jans_exporter_log_truncations" None, [],
+        "Followed log files truncated in place (copytruncate) and read again from the start";
+    LOG_FILES_LOST: Counter "jans_exporter_log_files_lost" None, [],
+        "Checkpointed log files not found again after a restart (rotated away and deleted while down)";
+    LOG_FILES: Gauge "jans_exporter_log_files" None, [],
+        "Log files followed now";
+    LOG_LAG: Gauge "jans_exporter_log_lag" Some(Unit::Bytes), [],
+        "Bytes written to followed log files and not yet read";
+
+    // Durable state.
+    STATE_LOAD_FAILURES: Counter "jans_exporter_state_load_failures" None, [],
+        "Snapshots that could not be loaded at start (moved aside; the exporter started fresh)";
+    STATE_SECTIONS_DROPPED: Counter "jans_exporter_state_sections_dropped" None, ["section"],
+        "Snapshot sections that could not be read at start; the rest of the snapshot was kept";
+    STATE_SAVE_FAILURES: Counter "jans_exporter_state_save_failures" None, [],
+        "Failed snapshot saves (read-only or full disk); ingestion goes on";
+    STATE_SIZE: Gauge "jans_exporter_state" Some(Unit::Bytes), [],
+        "Size of the last snapshot written";
+    STATE_LAST_SAVE: Gauge "jans_exporter_state_last_save_timestamp" Some(Unit::Seconds), [],
+        "When the last snapshot was written, since the epoch";
+
+    // Upstream API.
+    UPSTREAM_UP: Gauge "jans_upstream_up" None, ["endpoint"],
+        "Whether the last request to the upstream endpoint succeeded";
+    UPSTREAM_REQUEST_DURATION: Histogram "jans_upstream_request_duration" Some(Unit::Seconds), ["endpoint"],
+        "Time of requests to the upstream API, by endpoint";
+    UPSTREAM_ERRORS: Counter "jans_upstream_errors" None, ["endpoint", "reason"],
+        "Failed requests to the upstream API, by endpoint and reason";
+    UPSTREAM_LAST_SUCCESS: Gauge "jans_upstream_last_success_timestamp" Some(Unit::Seconds), ["endpoint"],
+        "When a request to the upstream endpoint last succeeded, since the epoch";
+    UPSTREAM_MONTHLY_ACTIVE_USERS: Gauge "jans_upstream_monthly_active_users" None, ["month"],
+        "Monthly active users as the auth server's stat endpoint reports them (cached upstream for up to 75 minutes)";
+    UPSTREAM_TOKENS: Gauge "jans_upstream_tokens" None, ["month", "grant_type", "token_type"],
+        "Tokens issued in the month so far, by grant and token type, as the stat endpoint reports them";
+    TOKENS_ISSUED: Counter "jans_tokens_issued" None, ["grant_type", "token_type"],
+        "Tokens issued by grant and token type, from increases of the stat endpoint's monthly counts";
+    AUTH_SERVER_UP: Gauge "jans_auth_server_up" None, [],
+        "1 when the health check answers status running and db_status online";
+    AUTH_SERVER_DB_ONLINE: Gauge "jans_auth_server_db_online" None, [],
+        "1 when the last health check answered db_status online";
+    AUTH_SERVER_STARTING: Gauge "jans_auth_server_starting" None, [],
+        "1 when the last health check answered status starting";
+
+    // FIDO2.
+    FIDO2_UP: Gauge "jans_fido2_up" None, [],
+        "1 when the FIDO2 metrics health endpoint answers UP";
+    FIDO2_OPERATIONS: Counter "jans_fido2_operations" None, ["operation", "status", "authenticator"],
+        "FIDO2 / passkey ceremonies by operation, status and authenticator type";
+    FIDO2_OPERATION_DURATION: Histogram "jans_fido2_operation_duration" Some(Unit::Seconds), ["operation", "status"],
+        "Duration of FIDO2 ceremonies by operation and status";
+    FIDO2_ERRORS: Counter "jans_fido2_errors" None, ["operation", "category"],
+        "Failed FIDO2 ceremonies by operation and error category (normalised; at most 20 categories, the rest other)";
+    FIDO2_FALLBACKS: Counter "jans_fido2_fallbacks" None, ["method"],
+        "Fallbacks from passkeys to another method (normalised; at most 10 methods, the rest other)";
+    FIDO2_ACTIVE_USERS: Gauge "jans_fido2_active_users" None, ["period"],
+        "Distinct users with a successful passkey registration or authentication in the current UTC day, ISO week and month";
+    FIDO2_DUPLICATE_ENTRIES: Counter "jans_exporter_fido2_duplicate_entries" None, [],
+        "FIDO2 entries received again (window overlap) and not counted twice";
+
+    // The exporter process.
+    BUILD_INFO: Gauge "jans_exporter_build_info" None, ["version"],
+        "Build of the running exporter; always 1";
+    PROCESS_CPU: Counter "jans_exporter_process_cpu" Some(Unit::Seconds), [],
+        "CPU time used by the exporter";
+    PROCESS_RESIDENT_MEMORY: Gauge "jans_exporter_process_resident_memory" Some(Unit::Bytes), [],
+        "Resident memory of the exporter";
+    PROCESS_START_TIME: Gauge "jans_exporter_process_start_time" Some(Unit::Seconds), [],
+        "Start time of the exporter since the epoch";
+    PROCESS_OPEN_FDS: Gauge "jans_exporter_process_open_fds" None, [],
+        "Open file descriptors of the exporter";
+}
+
+/// The family called `name`, if declared.
+pub fn by_name(name: &str) -> Option<&'static Family> {
+    ALL.iter().find(|f| f.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_prefixed_and_suffix_free() {
+        let mut seen = std::collections::BTreeSet::new();
+        for f in ALL {
+            assert!(seen.insert(f.name), "{} declared twice", f.name);
+            assert!(f.name.starts_with("jans_"), "{}", f.name);
+            assert!(
+                !f.name.ends_with("_total"),
+                "{}: the encoder adds _total",
+                f.name
+            );
+            assert!(!f.help.is_empty() && !f.help.ends_with('.'), "{}", f.name);
+        }
+        assert_eq!(
+            LOG_READ.exposed_name(),
+            "jans_exporter_log_read_bytes_total"
+        );
+        assert_eq!(by_name("jans_audit_events"), Some(&AUDIT_EVENTS));
+    }
+}

@@ -1,0 +1,150 @@
+//! Every earlier snapshot loads with nothing lost: the committed version-1 snapshot
+//! with every section filled (written by the first release's binary) must give back
+//! every figure the first release itself restored from it, and keep giving them after
+//! being saved again in the current format.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use jans_exporter::event::{Action, Event};
+use jans_exporter::store::persist::{Loaded, StateFile};
+use jans_exporter::store::{Published, Store, StoreConfig};
+use jans_exporter::view::metrics::{encode_openmetrics, openmetrics_to_prometheus_text, registry};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/state-v1-full.json"
+);
+const REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/state-v1-full.prom"
+);
+
+/// Series that are not figures kept in the snapshot: liveness read at run time, the
+/// process, and the state file's own size and time.
+fn persisted(series: &str) -> bool {
+    ![
+        "jans_upstream_up",
+        "jans_auth_server_",
+        "jans_fido2_up",
+        "jans_exporter_state_bytes",
+        "jans_exporter_state_last_save",
+        "jans_exporter_build_info",
+        "jans_exporter_log_files ",
+        "jans_exporter_log_lag",
+    ]
+    .iter()
+    .any(|p| series.starts_with(p))
+}
+
+fn config() -> StoreConfig {
+    let active: Vec<Action> = jans_exporter::generate::DEFAULT_ACTIVE
+        .iter()
+        .map(|a| Action::from_name(a))
+        .collect();
+    StoreConfig::new(14, 13, &active)
+}
+
+/// The exposition of a store restored from the snapshot in `dir`, at `at_ms`, rendered
+/// as the reference was (FIDO2 marked up so its families show).
+fn render(dir: &std::path::Path) -> (BTreeMap<String, f64>, i64, usize) {
+    let Loaded::Snapshot(p) = StateFile::new(dir).load() else {
+        panic!("snapshot did not load")
+    };
+    assert!(p.dropped.is_empty(), "sections dropped: {:?}", p.dropped);
+    let at = p.saved_at_ms;
+    let mut store = Store::restore(config(), &p);
+    store.apply_event(&Event::Fido2Health { up: true });
+    let published = Arc::new(Published::default());
+    published.store(store.view(at));
+    let text = openmetrics_to_prometheus_text(&encode_openmetrics(&registry(published, None)));
+    (samples(&text), at, p.checkpoints.len())
+}
+
+#[test]
+fn the_full_version_1_snapshot_loads_every_figure_and_survives_a_resave() {
+    let reference = samples(&std::fs::read_to_string(REFERENCE).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(FIXTURE, dir.path().join("state.json")).unwrap();
+    let (v1, at, checkpoints) = render(dir.path());
+    assert_eq!(checkpoints, 3);
+
+    let mut compared = 0;
+    for (series, want) in reference.iter().filter(|(s, _)| persisted(s)) {
+        let got = v1.get(series).copied();
+        assert_eq!(got, Some(*want), "{series} after loading version 1");
+        compared += 1;
+    }
+    // The fixture is only a proof if its sections are really filled.
+    assert!(compared > 150, "compared {compared} series");
+    for must in [
+        "jans_monthly_active_users{month=\"202610\"}",
+        "jans_active_users{period=\"week\"}",
+        "jans_upstream_errors_total{endpoint=\"health\",reason=\"decode\"}",
+        "jans_tokens_issued_total{grant_type=\"authorization_code\",token_type=\"access_token\"}",
+        "jans_fido2_errors_total{operation=\"authentication\",category=\"USER_CANCELLED\"}",
+        "jans_fido2_active_users{period=\"day\"}",
+        "jans_exporter_fido2_duplicate_entries_total",
+    ] {
+        assert!(reference[must] > 0.0, "{must} is empty in the fixture");
+    }
+
+    // Saved again in the current format and loaded back: the same figures.
+    let Loaded::Snapshot(p) = StateFile::new(dir.path()).load() else {
+        panic!()
+    };
+    let store = Store::restore(config(), &p);
+    let again = tempfile::tempdir().unwrap();
+    StateFile::new(again.path())
+        .save(&store.snapshot_out())
+        .unwrap();
+    let head = std::fs::read(again.path().join("state.json")).unwrap();
+    assert!(head.starts_with(b"JANSX-STATE 2 "));
+    let (v2, _, checkpoints) = render(again.path());
+    assert_eq!(checkpoints, 3);
+    for (series, want) in reference.iter().filter(|(s, _)| persisted(s)) {
+        assert_eq!(v2.get(series), Some(want), "{series} after a resave");
+    }
+    let _ = at;
+}
+
+/// The real binary started on the version-1 snapshot carries on from it.
+#[test]
+fn the_binary_continues_from_a_version_1_snapshot() {
+    let reference = samples(&std::fs::read_to_string(REFERENCE).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::copy(FIXTURE, dir.path().join("state/state.json")).unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, b"").unwrap();
+    let mut exporter = Exporter::start(&write_config(dir.path(), &[log], ""));
+    exporter.wait_ready();
+    let m = samples(&exporter.metrics());
+    for series in [
+        "jans_audit_events_total{action=\"TOKEN_REQUEST\",outcome=\"success\"}",
+        "jans_exporter_records_total{format=\"jans-audit-text\"}",
+        "jans_monthly_active_users{month=\"202610\"}",
+        "jans_monthly_active_users{month=\"202611\"}",
+        "jans_tokens_issued_total{grant_type=\"client_credentials\",token_type=\"access_token\"}",
+        "jans_upstream_errors_total{endpoint=\"stat\",reason=\"http_5xx\"}",
+        "jans_fido2_operations_total{operation=\"authentication\",status=\"failure\",authenticator=\"platform\"}",
+        "jans_exporter_parse_errors_total{format=\"jans-audit-text\",reason=\"unexpected_line\"}",
+    ] {
+        assert_eq!(m.get(series), reference.get(series), "{series}");
+    }
+    // The three logs of the fixture are gone: lost, and said so.
+    assert_eq!(m["jans_exporter_log_files_lost_total"], 3.0);
+    assert_eq!(m["jans_exporter_state_load_failures_total"], 0.0);
+    exporter
+        .terminate(Duration::from_secs(10))
+        .expect("stops on SIGTERM");
+    let saved = std::fs::read(dir.path().join("state/state.json")).unwrap();
+    assert!(
+        saved.starts_with(b"JANSX-STATE 2 "),
+        "saved in the current format"
+    );
+}
