@@ -14,16 +14,19 @@ pub enum Endpoint {
     Health,
     Fido2Entries,
     Fido2Health,
+    /// Checking a caller's token for the Janssen-compatible stat endpoint.
+    Introspection,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Discovery,
         Endpoint::Token,
         Endpoint::Stat,
         Endpoint::Health,
         Endpoint::Fido2Entries,
         Endpoint::Fido2Health,
+        Endpoint::Introspection,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -35,6 +38,7 @@ impl Endpoint {
             Endpoint::Health => "health",
             Endpoint::Fido2Entries => "fido2_entries",
             Endpoint::Fido2Health => "fido2_health",
+            Endpoint::Introspection => "introspection",
         }
     }
 }

@@ -6,11 +6,13 @@ pub mod health;
 pub mod stat;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{TokenAuthMethod, UpstreamConfig};
 use crate::event::{Batch, Event, Message};
@@ -44,25 +46,38 @@ struct CachedToken {
     until: Instant,
 }
 
-/// The client secret, from config or a mounted file re-read when it changes.
+/// The client secret, from config or a mounted file re-read when it changes. The file
+/// is read with async I/O; the cache lock is never held across it.
 struct SecretSource {
     inline: String,
     file: Option<PathBuf>,
-    cached: Option<(SystemTime, String)>,
+    cached: Mutex<Option<(SystemTime, String)>>,
 }
 
 impl SecretSource {
-    fn get(&mut self) -> Option<String> {
+    async fn get(&self) -> Option<String> {
         let Some(path) = &self.file else {
             return (!self.inline.is_empty()).then(|| self.inline.clone());
         };
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
-        if self.cached.as_ref().is_none_or(|(t, _)| *t != modified) {
-            let text = std::fs::read_to_string(path).ok()?;
-            self.cached = Some((modified, text.trim_end_matches(['\r', '\n']).to_string()));
+        let modified = tokio::fs::metadata(path)
+            .await
+            .and_then(|m| m.modified())
+            .ok()?;
+        if let Some((t, s)) = lock(&self.cached).as_ref() {
+            if *t == modified {
+                return Some(s.clone());
+            }
         }
-        self.cached.as_ref().map(|(_, s)| s.clone())
+        let text = tokio::fs::read_to_string(path).await.ok()?;
+        let secret = text.trim_end_matches(['\r', '\n']).to_string();
+        *lock(&self.cached) = Some((modified, secret.clone()));
+        Some(secret)
     }
+}
+
+/// A std mutex whose poisoning (a panic elsewhere) does not spread.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One HTTP client for every poller: TLS, timeouts, body limits, the OAuth token.
@@ -73,9 +88,15 @@ pub struct Client {
     client_id: Option<String>,
     method: TokenAuthMethod,
     scope: String,
-    secret: Mutex<SecretSource>,
-    endpoints: Mutex<Option<(String, Option<String>)>>,
-    token: Mutex<Option<CachedToken>>,
+    secret: SecretSource,
+    /// Discovery, once: concurrent callers wait for the one request in flight.
+    endpoints: OnceCell<(String, Option<String>)>,
+    /// The current token cell. A refresh swaps in an empty cell, which the first caller
+    /// fills while the others wait on it: one token request in flight at a time.
+    token: Mutex<Arc<OnceCell<CachedToken>>>,
+    /// Where calls made outside a poller (introspection) are recorded. Weak: the
+    /// client must not keep the store's channel open at shutdown.
+    calls: Mutex<Option<tokio::sync::mpsc::WeakSender<Message>>>,
 }
 
 fn now_ms() -> i64 {
@@ -140,13 +161,14 @@ impl Client {
             client_id: cfg.client_id.clone(),
             method: cfg.token_auth_method,
             scope: cfg.stat_scope.clone(),
-            secret: Mutex::new(SecretSource {
+            secret: SecretSource {
                 inline: cfg.client_secret.expose().to_string(),
                 file: cfg.client_secret_file.clone(),
-                cached: None,
-            }),
-            endpoints: Mutex::new(None),
-            token: Mutex::new(None),
+                cached: Mutex::new(None),
+            },
+            endpoints: OnceCell::new(),
+            token: Mutex::new(Arc::new(OnceCell::new())),
+            calls: Mutex::new(None),
         })
     }
 
@@ -242,7 +264,7 @@ impl Client {
         query: &[(&str, String)],
         events: &mut Vec<Event>,
     ) -> Result<T, ErrorReason> {
-        let mut token = match self.token(events, false).await {
+        let mut token = match self.token(events, None).await {
             Ok(t) => t,
             Err(e) => {
                 events.push(Event::UpstreamCall(Call {
@@ -258,10 +280,12 @@ impl Client {
             let request = self.http.get(url).query(query).bearer_auth(&token);
             let result = self.timed(endpoint, events, self.fetch_json(request)).await;
             match result {
-                Err(ErrorReason::Auth) if attempt == 0 => match self.token(events, true).await {
-                    Ok(t) => token = t,
-                    Err(e) => return Err(e),
-                },
+                Err(ErrorReason::Auth) if attempt == 0 => {
+                    match self.token(events, Some(&token)).await {
+                        Ok(t) => token = t,
+                        Err(e) => return Err(e),
+                    }
+                }
                 other => return other,
             }
         }
@@ -273,32 +297,45 @@ impl Client {
         &self,
         events: &mut Vec<Event>,
     ) -> Result<(String, Option<String>), ErrorReason> {
-        let mut cached = self.endpoints.lock().await;
-        if let Some(e) = cached.as_ref() {
-            return Ok(e.clone());
-        }
-        let url = self.url("/.well-known/openid-configuration");
-        let d: Discovery = self
-            .get_json(Endpoint::Discovery, &url, &[], events)
-            .await?;
-        let found = (d.token_endpoint, d.introspection_endpoint);
-        *cached = Some(found.clone());
-        Ok(found)
+        self.endpoints
+            .get_or_try_init(|| async {
+                let url = self.url("/.well-known/openid-configuration");
+                let d: Discovery = self
+                    .get_json(Endpoint::Discovery, &url, &[], events)
+                    .await?;
+                Ok((d.token_endpoint, d.introspection_endpoint))
+            })
+            .await
+            .cloned()
     }
 
-    /// A cached access token, fetched (or, with `refresh`, replaced) when needed.
-    async fn token(&self, events: &mut Vec<Event>, refresh: bool) -> Result<String, ErrorReason> {
-        let mut cached = self.token.lock().await;
-        if let (false, Some(t)) = (refresh, cached.as_ref()) {
-            if Instant::now() < t.until {
-                return Ok(t.value.clone());
+    /// A cached access token. `stale` is a token the server refused: it is replaced,
+    /// unless another caller has already done so.
+    async fn token(
+        &self,
+        events: &mut Vec<Event>,
+        stale: Option<&str>,
+    ) -> Result<String, ErrorReason> {
+        let cell = {
+            let mut current = lock(&self.token);
+            let expired = current
+                .get()
+                .is_some_and(|t| Instant::now() >= t.until || Some(t.value.as_str()) == stale);
+            if expired {
+                *current = Arc::new(OnceCell::new());
             }
-        }
-        *cached = None;
+            Arc::clone(&current)
+        };
+        let token = cell.get_or_try_init(|| self.fetch_token(events)).await?;
+        Ok(token.value.clone())
+    }
+
+    /// One client-credentials token request.
+    async fn fetch_token(&self, events: &mut Vec<Event>) -> Result<CachedToken, ErrorReason> {
         let Some(client_id) = self.client_id.clone() else {
             return Err(ErrorReason::Auth);
         };
-        let secret = self.secret.lock().await.get().ok_or(ErrorReason::Auth)?;
+        let secret = self.secret.get().await.ok_or(ErrorReason::Auth)?;
         let (token_endpoint, _) = self.endpoints(events).await?;
         let form = [
             ("grant_type", "client_credentials"),
@@ -332,28 +369,55 @@ impl Client {
         let margin = (lifetime / 10)
             .clamp(Duration::from_secs(5), Duration::from_secs(60))
             .min(lifetime);
-        *cached = Some(CachedToken {
-            value: response.access_token.clone(),
+        Ok(CachedToken {
+            value: response.access_token,
             until: Instant::now() + lifetime - margin,
-        });
-        Ok(response.access_token)
+        })
+    }
+
+    /// Records calls made outside a poller (introspection) into the store's channel.
+    pub fn record_calls_to(&self, tx: &tokio::sync::mpsc::Sender<Message>) {
+        *lock(&self.calls) = Some(tx.downgrade());
+    }
+
+    /// Sends `events` to the store if it is still receiving; never waits.
+    fn record(&self, events: Vec<Event>) {
+        let tx = lock(&self.calls).as_ref().and_then(|w| w.upgrade());
+        if let (Some(tx), false) = (tx, events.is_empty()) {
+            // A full channel drops the record of the call, never the caller's answer.
+            let _ = tx.try_send(Message::Batch(Batch {
+                events,
+                ..Batch::default()
+            }));
+        }
     }
 }
 
 impl Client {
-    /// RFC 7662 introspection of `token`, authenticating as this client (Basic).
+    /// RFC 7662 introspection of `token`, authenticating as this client (Basic); timed
+    /// and recorded like every other upstream call.
     pub async fn introspect(&self, token: &str) -> Result<serde_json::Value, ErrorReason> {
         let mut events = Vec::new();
-        let (_, introspection) = self.endpoints(&mut events).await?;
-        let url = introspection.ok_or(ErrorReason::Decode)?;
-        let client_id = self.client_id.clone().ok_or(ErrorReason::Auth)?;
-        let secret = self.secret.lock().await.get().ok_or(ErrorReason::Auth)?;
-        let request = self
-            .http
-            .post(url)
-            .basic_auth(client_id, Some(secret))
-            .form(&[("token", token)]);
-        self.fetch_json(request).await
+        let result = async {
+            let (_, introspection) = self.endpoints(&mut events).await?;
+            let url = introspection.ok_or(ErrorReason::Decode)?;
+            let client_id = self.client_id.clone().ok_or(ErrorReason::Auth)?;
+            let secret = self.secret.get().await.ok_or(ErrorReason::Auth)?;
+            let request = self
+                .http
+                .post(url)
+                .basic_auth(client_id, Some(secret))
+                .form(&[("token", token)]);
+            self.timed(
+                Endpoint::Introspection,
+                &mut events,
+                self.fetch_json(request),
+            )
+            .await
+        }
+        .await;
+        self.record(events);
+        result
     }
 }
 
@@ -379,11 +443,12 @@ pub trait Poller: Send {
     fn name(&self) -> &'static str;
 }
 
-/// Runs a poller until `shutdown` flips, sending each poll's events to the store.
+/// Runs a poller until `cancel` fires, sending each poll's events to the store. Every
+/// await (the poll, the send, the pause) gives way to cancellation.
 pub async fn run(
     mut poller: Box<dyn Poller>,
     tx: tokio::sync::mpsc::Sender<Message>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    cancel: CancellationToken,
 ) {
     let mut rng = fastrand::Rng::new();
     let mut failures = 0u32;
@@ -391,18 +456,17 @@ pub async fn run(
         let mut events = Vec::new();
         let ok = tokio::select! {
             ok = poller.poll(&mut events) => ok,
-            _ = shutdown.changed() => return,
+            _ = cancel.cancelled() => return,
         };
-        if !events.is_empty()
-            && tx
-                .send(Message::Batch(Batch {
-                    events,
-                    ..Batch::default()
-                }))
-                .await
-                .is_err()
-        {
-            return;
+        if !events.is_empty() {
+            let batch = Message::Batch(Batch {
+                events,
+                ..Batch::default()
+            });
+            tokio::select! {
+                sent = tx.send(batch) => if sent.is_err() { return },
+                _ = cancel.cancelled() => return,
+            }
         }
         failures = if ok { 0 } else { failures.saturating_add(1) };
         if failures == 1 {
@@ -414,7 +478,7 @@ pub async fn run(
         let delay = next_delay(poller.interval(), failures, &mut rng);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return,
+            _ = cancel.cancelled() => return,
         }
     }
 }
