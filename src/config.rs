@@ -215,6 +215,14 @@ pub struct SketchConfig {
     /// HyperLogLog++ precision, 10–18: standard error ≈ 1.04 / sqrt(2^precision).
     pub precision: u8,
     pub retain_months: u32,
+    /// Records stamped further ahead of the wall clock than this touch no sketch: a
+    /// wrong clock must not evict the present month.
+    #[serde(with = "duration", default = "default_max_clock_ahead")]
+    pub max_clock_ahead: Duration,
+}
+
+fn default_max_clock_ahead() -> Duration {
+    Duration::from_secs(86_400)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -271,6 +279,7 @@ impl Config {
             sketch: SketchConfig {
                 precision: 14,
                 retain_months: 13,
+                max_clock_ahead: default_max_clock_ahead(),
             },
             active_users: ActiveUsersConfig {
                 actions: DEFAULT_ACTIVE_ACTIONS
