@@ -1,8 +1,10 @@
 //! Wiring: sources → store → views, for the three commands.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::{FileCheckpoint, Message};
@@ -27,14 +29,24 @@ pub enum AppError {
     Thread(String),
     #[error("upstream client: {0}")]
     Upstream(String),
+    #[error("cannot read {path}: {source}")]
+    Input {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the store thread died ({0}); the process exits so that it is restarted")]
+    StoreDied(String),
 }
 
 fn store_config(config: &Config) -> StoreConfig {
-    StoreConfig::new(
+    let mut c = StoreConfig::new(
         config.sketch.precision,
         config.sketch.retain_months as usize,
         &config.active_actions(),
-    )
+    );
+    c.max_clock_ahead_ms =
+        i64::try_from(config.sketch.max_clock_ahead.as_millis()).unwrap_or(i64::MAX);
+    c
 }
 
 fn tailer_config(config: &Config, patterns: Vec<String>, start_at: StartAt) -> TailerConfig {
@@ -54,8 +66,22 @@ impl Sink for Store {
     }
 }
 
-/// Reads `files` once and returns the OpenMetrics exposition.
-pub fn replay(config: &Config, files: &[PathBuf]) -> String {
+/// Reads `files` once and returns the OpenMetrics exposition. Every file must be a
+/// readable file: a typo must not print zeros.
+pub fn replay(config: &Config, files: &[PathBuf]) -> Result<String, AppError> {
+    for path in files {
+        let check = std::fs::File::open(path).and_then(|f| {
+            if f.metadata()?.is_file() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("not a regular file"))
+            }
+        });
+        check.map_err(|source| AppError::Input {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let patterns = files
         .iter()
         .map(|f| glob::Pattern::escape(&f.display().to_string()))
@@ -66,7 +92,9 @@ pub fn replay(config: &Config, files: &[PathBuf]) -> String {
     let _ = tailer.read_once(&mut store);
     let published = Arc::new(Published::default());
     published.store(store.view(store::now_ms()));
-    metrics::encode_openmetrics(&metrics::registry(published, None))
+    Ok(metrics::encode_openmetrics(&metrics::registry(
+        published, None,
+    )))
 }
 
 /// Who may read the Janssen-compatible stat endpoint: static tokens if configured, else
@@ -105,12 +133,14 @@ fn start_pollers(
     client: Option<&Arc<upstream::Client>>,
     fido2_synced_ms: Option<i64>,
     tx: &tokio::sync::mpsc::Sender<Message>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
+    cancel: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<(), AppError> {
     let u = &config.upstream;
     let Some(client) = client else {
-        return Ok(Vec::new());
+        return Ok(());
     };
+    client.record_calls_to(tx);
     let mut pollers: Vec<Box<dyn upstream::Poller>> = vec![Box::new(HealthPoller {
         client: Arc::clone(client),
         interval: u.health_interval,
@@ -144,10 +174,10 @@ fn start_pollers(
             since_ms,
         }));
     }
-    Ok(pollers
-        .into_iter()
-        .map(|p| tokio::spawn(upstream::run(p, tx.clone(), stop.clone())))
-        .collect())
+    for p in pollers {
+        tasks.spawn(upstream::run(p, tx.clone(), cancel.clone()));
+    }
+    Ok(())
 }
 
 /// The store from the saved snapshot, or a fresh one; never fails the start.
@@ -204,6 +234,56 @@ pub fn run(config: Config) -> Result<(), AppError> {
     runtime.block_on(serve(config))
 }
 
+/// How long pollers get to finish after a shutdown signal before they are aborted.
+const POLLER_GRACE: Duration = Duration::from_secs(1);
+
+/// The state file's identity (size, modification time), to tell later whether this
+/// process has replaced the snapshot it loaded.
+fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// Runs the store on its own thread. If it dies (a panic), the views are told, every
+/// task is cancelled, and a snapshot this process has not replaced since loading it —
+/// the likely cause — is moved aside so that the restart does not repeat the death.
+fn spawn_store(
+    run: impl FnOnce() -> Store + Send + 'static,
+    published: Arc<Published>,
+    state: Option<StateFile>,
+    cancel: CancellationToken,
+) -> Result<tokio::sync::oneshot::Receiver<Result<(), String>>, AppError> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let loaded_stamp = state.as_ref().and_then(|s| file_stamp(&s.path()));
+    std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+            let result = match outcome {
+                Ok(_) => Ok(()),
+                Err(panic) => {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    published.mark_failed(&why);
+                    if let Some(state) = &state {
+                        if loaded_stamp.is_some() && file_stamp(&state.path()) == loaded_stamp {
+                            let moved = state.move_aside();
+                            tracing::error!(moved_to = ?moved, "the snapshot loaded at start was moved aside");
+                        }
+                    }
+                    cancel.cancel();
+                    Err(why)
+                }
+            };
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| AppError::Thread(e.to_string()))?;
+    Ok(done_rx)
+}
+
 async fn serve(config: Config) -> Result<(), AppError> {
     let addr = config.server.listen;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -215,6 +295,8 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .map_err(|source| AppError::Listen { addr, source })?;
     tracing::info!(%addr, paths = ?config.logs.paths, "jans-exporter {} listening", env!("CARGO_PKG_VERSION"));
 
+    // The one shutdown primitive: every task and thread holds this token.
+    let cancel = CancellationToken::new();
     let state_file = StateFile::new(&config.state.dir);
     let (store, checkpoints) = load_store(&config, &state_file);
     let persistence = Persistence {
@@ -224,29 +306,37 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let fido2_synced_ms = store.fido2_synced_ms();
     let published = Arc::new(Published::default());
     let (tx, rx) = tokio::sync::mpsc::channel::<Message>(64);
-    let (poll_stop, poll_stop_rx) = tokio::sync::watch::channel(false);
     let client = upstream_client(&config)?;
-    let pollers = start_pollers(&config, client.as_ref(), fido2_synced_ms, &tx, poll_stop_rx)?;
+    let mut tasks = tokio::task::JoinSet::new();
+    start_pollers(
+        &config,
+        client.as_ref(),
+        fido2_synced_ms,
+        &tx,
+        &cancel,
+        &mut tasks,
+    )?;
     let store_published = Arc::clone(&published);
-    let store_thread = std::thread::Builder::new()
-        .name("store".into())
-        .spawn(move || store::run(store, rx, &store_published, Some(persistence)))
-        .map_err(|e| AppError::Thread(e.to_string()))?;
+    let mut store_done = spawn_store(
+        move || store::run(store, rx, &store_published, Some(persistence)),
+        Arc::clone(&published),
+        Some(StateFile::new(&config.state.dir)),
+        cancel.clone(),
+    )?;
 
-    let stop = Arc::new(AtomicBool::new(false));
     let mut tailer = Tailer::new(tailer_config(
         &config,
         config.logs.paths.clone(),
         config.logs.start_at,
     ))
     .with_checkpoints(checkpoints)
-    .with_stop(Arc::clone(&stop));
-    let tailer_stop = Arc::clone(&stop);
+    .with_stop(cancel.clone());
+    let tailer_cancel = cancel.clone();
     let tailer_thread = std::thread::Builder::new()
         .name("tailer".into())
         .spawn(move || {
             let mut tx = tx;
-            tailer.run(&mut tx, &tailer_stop);
+            tailer.run(&mut tx, &tailer_cancel);
         })
         .map_err(|e| AppError::Thread(e.to_string()))?;
 
@@ -258,24 +348,111 @@ async fn serve(config: Config) -> Result<(), AppError> {
         health_stale_after: config.upstream.health_interval * 3,
         compat_slots: tokio::sync::Semaphore::new(64),
     });
-    http::serve(listener, app, shutdown_signal()).await;
-
-    stop.store(true, Ordering::Relaxed);
-    let _ = poll_stop.send(true);
-    for poller in pollers {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), poller).await;
+    let signal_cancel = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal_cancel.cancel();
+    });
+    // The store may die while serving: that ends the process too.
+    let mut store_result: Option<Result<(), String>> = None;
+    let served_cancel = cancel.clone();
+    tokio::select! {
+        () = http::serve(listener, app, served_cancel.cancelled_owned()) => {}
+        done = &mut store_done => {
+            store_result = Some(done.unwrap_or(Err("store thread vanished".into())));
+            cancel.cancel();
+        }
     }
-    let joined = tokio::task::spawn_blocking(move || {
-        let tailer = tailer_thread.join();
-        let store = store_thread.join();
-        (tailer.is_ok(), store.is_ok())
+    cancel.cancel();
+
+    // Pollers get a moment to finish a send, then are aborted (a hung upstream
+    // must not hold the shutdown).
+    let drained = tokio::time::timeout(POLLER_GRACE, async {
+        while tasks.join_next().await.is_some() {}
     })
     .await;
-    match joined {
-        Ok((true, true)) => {
+    if drained.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    drop(client);
+    let tailer_ok = tokio::task::spawn_blocking(move || tailer_thread.join().is_ok())
+        .await
+        .unwrap_or(false);
+    let store_result = match store_result {
+        Some(r) => r,
+        None => store_done
+            .await
+            .unwrap_or(Err("store thread vanished".into())),
+    };
+    match (tailer_ok, store_result) {
+        (_, Err(why)) => Err(AppError::StoreDied(why)),
+        (false, _) => Err(AppError::Thread("the tailer panicked".into())),
+        (true, Ok(())) => {
             tracing::info!("stopped");
             Ok(())
         }
-        _ => Err(AppError::Thread("a worker panicked during shutdown".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    #[test]
+    fn a_dying_store_is_reported_cancels_everything_and_moves_its_snapshot_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateFile::new(dir.path());
+        let store = Store::new(StoreConfig::new(14, 13, &[]));
+        state.save(&store.snapshot_out()).unwrap();
+        let published = Arc::new(Published::default());
+        let cancel = CancellationToken::new();
+        let done = spawn_store(
+            || panic!("index out of bounds in a sketch"),
+            Arc::clone(&published),
+            Some(StateFile::new(dir.path())),
+            cancel.clone(),
+        )
+        .unwrap();
+        let result = done.blocking_recv().unwrap();
+        assert_eq!(result, Err("index out of bounds in a sketch".to_string()));
+        assert!(cancel.is_cancelled());
+        assert_eq!(
+            published.failure().as_deref(),
+            Some("index out of bounds in a sketch")
+        );
+        assert!(!state.path().exists(), "the loaded snapshot is moved aside");
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("state.json.unusable-")
+            })
+            .count();
+        assert_eq!(aside, 1);
+    }
+
+    #[test]
+    fn a_store_that_ends_normally_keeps_its_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateFile::new(dir.path());
+        let store = Store::new(StoreConfig::new(14, 13, &[]));
+        state.save(&store.snapshot_out()).unwrap();
+        let published = Arc::new(Published::default());
+        let cancel = CancellationToken::new();
+        let done = spawn_store(
+            move || store,
+            Arc::clone(&published),
+            Some(StateFile::new(dir.path())),
+            cancel.clone(),
+        )
+        .unwrap();
+        assert_eq!(done.blocking_recv().unwrap(), Ok(()));
+        assert!(!cancel.is_cancelled());
+        assert_eq!(published.failure(), None);
+        assert!(state.path().exists());
     }
 }

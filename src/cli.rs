@@ -78,10 +78,16 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::HashToken => ExitCode::SUCCESS,
-        Command::Replay { files } => {
-            print!("{}", app::replay(&config, &files));
-            ExitCode::SUCCESS
-        }
+        Command::Replay { files } => match app::replay(&config, &files) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("jans-exporter: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Run => match app::run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

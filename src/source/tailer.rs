@@ -17,8 +17,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::formats;
@@ -26,6 +24,7 @@ use super::framer::{Framer, ResumePoint};
 use crate::event::{
     Batch, Event, FileCheckpoint, FileId, Fingerprint, FormatId, Message, TailStatus,
 };
+use tokio_util::sync::CancellationToken;
 
 /// Read size; one batch per chunk keeps the channel's memory bounded.
 const READ_CHUNK: usize = 64 * 1024;
@@ -137,7 +136,7 @@ pub struct Tailer {
     malformed_log: RateLimitedLog,
     io_log: RateLimitedLog,
     /// Checked between read chunks so a long backfill stops promptly.
-    stop: Option<Arc<AtomicBool>>,
+    stop: Option<CancellationToken>,
 }
 
 /// A file no longer followed (rotated away, closed, truncated): where it stopped.
@@ -199,7 +198,7 @@ impl Tailer {
         }
     }
 
-    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Tailer {
+    pub fn with_stop(mut self, stop: CancellationToken) -> Tailer {
         self.stop = Some(stop);
         self
     }
@@ -207,7 +206,7 @@ impl Tailer {
     fn stopping(&self) -> bool {
         self.stop
             .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
+            .is_some_and(CancellationToken::is_cancelled)
     }
 
     /// Continue from checkpoints of an earlier run.
@@ -216,14 +215,14 @@ impl Tailer {
         self
     }
 
-    /// Polls until `stop` is set, then returns.
-    pub fn run(&mut self, sink: &mut dyn Sink, stop: &AtomicBool) {
-        while !stop.load(Ordering::Relaxed) {
+    /// Polls until `stop` is cancelled, then returns.
+    pub fn run(&mut self, sink: &mut dyn Sink, stop: &CancellationToken) {
+        while !stop.is_cancelled() {
             if self.poll(sink).is_err() {
                 return;
             }
             let until = Instant::now() + self.cfg.poll_interval;
-            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            while Instant::now() < until && !stop.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(25).min(self.cfg.poll_interval));
             }
         }
@@ -550,7 +549,7 @@ impl Tailer {
         f.last_len = len;
         let stop = self.stop.clone();
         loop {
-            if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            if stop.as_ref().is_some_and(CancellationToken::is_cancelled) {
                 break;
             }
             let offset = f.framer.fed_offset();

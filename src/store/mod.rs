@@ -223,13 +223,17 @@ pub struct View {
     pub at_ms: i64,
 }
 
-/// The latest [`View`]; readers clone an `Arc`, the store swaps it.
+/// The latest [`View`]; readers clone an `Arc`, the store swaps it. Also says when the
+/// store has died, so that `/healthz` fails instead of serving frozen figures.
 #[derive(Debug, Default)]
-pub struct Published(RwLock<Arc<View>>);
+pub struct Published {
+    view: RwLock<Arc<View>>,
+    failure: RwLock<Option<String>>,
+}
 
 impl Published {
     pub fn load(&self) -> Arc<View> {
-        match self.0.read() {
+        match self.view.read() {
             Ok(v) => Arc::clone(&v),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
@@ -237,10 +241,23 @@ impl Published {
 
     pub fn store(&self, view: View) {
         let view = Arc::new(view);
-        match self.0.write() {
+        match self.view.write() {
             Ok(mut v) => *v = view,
             Err(poisoned) => *poisoned.into_inner() = view,
         }
+    }
+
+    /// The store thread died with `why`.
+    pub fn mark_failed(&self, why: &str) {
+        let mut f = self.failure.write().unwrap_or_else(|p| p.into_inner());
+        *f = Some(why.to_string());
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -184,7 +184,14 @@ impl HttpApp {
         }
         match path {
             "/metrics" => self.metrics(headers),
-            "/healthz" => response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+            "/healthz" => match self.published.failure() {
+                None => response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+                Some(why) => response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain; charset=utf-8",
+                    format!("store thread died: {why}\n"),
+                ),
+            },
             "/readyz" => self.readyz(),
             _ => self.landing(),
         }
@@ -323,7 +330,11 @@ pub async fn serve(listener: TcpListener, app: Arc<HttpApp>, shutdown: impl Futu
         .max_buf_size(MAX_HEADER_BYTES);
     tokio::pin!(shutdown);
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else {
             break;
         };
         let accepted = tokio::select! {
