@@ -1,7 +1,6 @@
 //! The exporter's own resource use, read from `/proc` at scrape time (Linux).
 
-use prometheus_client::registry::Unit;
-
+use crate::families::{self, Family};
 use crate::view::metrics::ProcessInfo;
 
 #[derive(Debug, Default)]
@@ -29,47 +28,26 @@ fn boot_time() -> Option<f64> {
 }
 
 impl ProcessInfo for ProcSelf {
-    fn sample(&self) -> Vec<(&'static str, &'static str, Option<Unit>, f64, bool)> {
+    fn sample(&self) -> Vec<(&'static Family, f64)> {
         let mut out = Vec::new();
         if let Some(f) = stat_fields() {
             let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
             // utime, stime are fields 14 and 15 (1-based), i.e. 11 and 12 here.
             if let (Some(u), Some(s)) = (num(11), num(12)) {
-                out.push((
-                    "process_cpu",
-                    "CPU time used by the exporter",
-                    Some(Unit::Seconds),
-                    (u + s) / TICKS_PER_SECOND,
-                    true,
-                ));
+                out.push((&families::PROCESS_CPU, (u + s) / TICKS_PER_SECOND));
             }
             if let Some(rss) = num(21) {
-                out.push((
-                    "process_resident_memory",
-                    "Resident memory of the exporter",
-                    Some(Unit::Bytes),
-                    rss * page_size(),
-                    false,
-                ));
+                out.push((&families::PROCESS_RESIDENT_MEMORY, rss * page_size()));
             }
             if let (Some(start), Some(boot)) = (num(19), boot_time()) {
                 out.push((
-                    "process_start_time",
-                    "Start time of the exporter since the epoch",
-                    Some(Unit::Seconds),
+                    &families::PROCESS_START_TIME,
                     boot + start / TICKS_PER_SECOND,
-                    false,
                 ));
             }
         }
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-            out.push((
-                "process_open_fds",
-                "Open file descriptors of the exporter",
-                None,
-                fds.count() as f64,
-                false,
-            ));
+            out.push((&families::PROCESS_OPEN_FDS, fds.count() as f64));
         }
         out
     }
@@ -82,7 +60,11 @@ mod tests {
     #[test]
     fn reads_plausible_figures_on_linux() {
         let s = ProcSelf.sample();
-        let get = |n: &str| s.iter().find(|x| x.0 == n).map(|x| x.3);
+        let get = |n: &str| {
+            s.iter()
+                .find(|x| x.0.name == format!("jans_exporter_{n}"))
+                .map(|x| x.1)
+        };
         let rss = get("process_resident_memory").unwrap();
         assert!(
             rss > 1024.0 * 1024.0 && rss < 4.0 * 1024.0 * 1024.0 * 1024.0,

@@ -184,3 +184,32 @@ fn every_config_key_is_documented_and_in_the_shipped_example() {
         }
     }
 }
+
+/// The catalogue in `families.rs` is the single declaration: everything served comes
+/// from it, everything in it is served (with every figure present) and documented,
+/// with the declared type and label names.
+#[test]
+fn the_family_catalogue_is_what_is_served_and_documented() {
+    use jans_exporter::families;
+    let exposed = exposed();
+    let documented = documented();
+    let declared: BTreeMap<String, (String, BTreeSet<String>)> = families::ALL
+        .iter()
+        .map(|f| {
+            (
+                f.exposed_name(),
+                (
+                    f.kind.as_str().to_string(),
+                    f.labels.iter().map(|l| l.to_string()).collect(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(declared.len(), families::ALL.len(), "exposed names collide");
+    assert_eq!(
+        declared.keys().collect::<Vec<_>>(),
+        exposed.keys().collect::<Vec<_>>(),
+        "declared vs served"
+    );
+    assert_eq!(declared, documented, "declared vs docs/metrics.md");
+}
