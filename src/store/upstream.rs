@@ -300,7 +300,10 @@ impl UpstreamFigures {
                     if let (Some(g), Some(t)) = (k.get("grant_type"), k.get("token_type")) {
                         let g = crate::event::grant_label(g).to_string();
                         let t = crate::event::token_label(t).to_string();
-                        v.tokens_issued.insert((g, t), n);
+                        // A grant this build does not know sums under `other`, as the
+                        // stat parser does, so the total is kept.
+                        let sum = v.tokens_issued.entry((g, t)).or_default();
+                        *sum = sum.saturating_add(n);
                     }
                 }
                 n_ if n_ == families::FIDO2_OPERATIONS.name => {
@@ -371,13 +374,15 @@ impl UpstreamFigures {
                 }
             } else if k.name == families::UPSTREAM_TOKENS.name {
                 if let Some(tk) = token_key(&k) {
-                    self.view.stat_tokens.insert(tk, n);
+                    let sum = self.view.stat_tokens.entry(tk).or_default();
+                    *sum = sum.saturating_add(n);
                 }
             }
         }
         for (name, &n) in &p.high_water {
             if let Some(tk) = parse_key(name).as_ref().and_then(token_key) {
-                self.high_water.insert(tk, n);
+                let sum = self.high_water.entry(tk).or_default();
+                *sum = sum.saturating_add(n);
             }
         }
         self.seen = p.fido2.seen.iter().copied().take(SEEN_MAX).collect();

@@ -13,6 +13,10 @@ use super::{Client, Endpoint, Poller};
 pub use crate::event::{Authenticator, Fido2Entry, Operation, Status};
 use crate::event::{Event, UserKey};
 
+/// A ceremony longer than a day is a bad value, not a slow user: its duration is left
+/// out of the histogram (the entry itself still counts).
+const MAX_DURATION_MS: f64 = 86_400_000.0;
+
 /// Free text to a label candidate: `[A-Z0-9_]`, at most 40 characters, or `None`.
 pub fn normalise(text: &str) -> Option<String> {
     let mut out: String = text
@@ -95,7 +99,9 @@ pub fn parse_entries(body: &Value) -> Option<Vec<Fido2Entry>> {
                         .authenticator_type
                         .as_deref()
                         .map_or(Authenticator::Unknown, Authenticator::parse),
-                    duration_ms: raw.duration_ms.filter(|d| d.is_finite() && *d >= 0.0),
+                    duration_ms: raw
+                        .duration_ms
+                        .filter(|d| (0.0..=MAX_DURATION_MS).contains(d)),
                     error_category: raw.error_category.as_deref().and_then(normalise),
                     fallback_method: raw.fallback_method.as_deref().and_then(normalise),
                     user,

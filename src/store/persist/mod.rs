@@ -346,12 +346,14 @@ mod tests {
         }
     }
 
-    /// Rewrites one section of a good version-2 file, with a valid checksum.
-    fn with_section(good: &[u8], section: &str, value: &str) -> Vec<u8> {
-        let body = &good[HEADER_LEN..];
-        let mut v: BTreeMap<String, serde_json::Value> = serde_json::from_slice(body).unwrap();
-        v.insert(section.into(), serde_json::from_str(value).unwrap());
-        let body = serde_json::to_vec(&v).unwrap();
+    /// The sections of a good version-2 file.
+    fn sections_of(good: &[u8]) -> BTreeMap<String, serde_json::Value> {
+        serde_json::from_slice(&good[HEADER_LEN..]).unwrap()
+    }
+
+    /// A version-2 file with these sections and a valid checksum.
+    fn file_of(sections: &BTreeMap<String, serde_json::Value>) -> Vec<u8> {
+        let body = serde_json::to_vec(sections).unwrap();
         let mut out = header(
             VERSION,
             xxhash_rust::xxh3::xxh3_64(&body),
@@ -361,6 +363,168 @@ mod tests {
         out.extend_from_slice(&body);
         out
     }
+
+    /// Rewrites one section of a good version-2 file, with a valid checksum.
+    fn with_section(good: &[u8], section: &str, value: &str) -> Vec<u8> {
+        let mut v = sections_of(good);
+        v.insert(section.into(), serde_json::from_str(value).unwrap());
+        file_of(&v)
+    }
+
+    /// Upstream figures in every keyed section, beside the audit figures of [`store`].
+    fn store_with_upstream() -> Store {
+        use crate::event::{Call, Endpoint, ErrorReason};
+        let mut s = store();
+        for (endpoint, result) in [
+            (Endpoint::Stat, Ok(())),
+            (Endpoint::Stat, Err(ErrorReason::Timeout)),
+            (Endpoint::Introspection, Ok(())),
+            (Endpoint::Introspection, Err(ErrorReason::Auth)),
+            (Endpoint::Health, Ok(())),
+        ] {
+            s.apply_event(&Event::UpstreamCall(Call {
+                endpoint,
+                result,
+                seconds: 0.2,
+                at_ms: 1_793_491_200_000,
+            }));
+        }
+        let body = serde_json::json!({"response": [{"month": "202611", "monthly_active_users": 9,
+            "token_count_per_granttype": {"password": {"access_token": 2}, "urn:custom": {"access_token": 3}}}]});
+        s.apply_event(&Event::Stat(crate::upstream::stat::parse(&body).unwrap()));
+        s
+    }
+
+    const KEYED: [&str; 7] = [
+        "counters",
+        "histograms",
+        "times",
+        "gauges",
+        "high_water",
+        "checkpoints",
+        "sketches",
+    ];
+
+    /// Loads `sections`, saves again and returns what was saved.
+    fn reload(
+        sections: &BTreeMap<String, serde_json::Value>,
+    ) -> BTreeMap<String, serde_json::Value> {
+        let p = decode(&file_of(sections)).unwrap();
+        assert!(p.dropped.is_empty(), "{:?}", p.dropped);
+        sections_of(&encode(&Store::restore(config(), &p)))
+    }
+
+    #[test]
+    fn huge_durations_never_make_a_sum_unwritable() {
+        use crate::event::{Call, Endpoint};
+        let mut s = store();
+        // Out-of-range ceremony durations are dropped at parse; the entries still count.
+        let entries: Vec<serde_json::Value> = (0..1001)
+            .map(|i| {
+                serde_json::json!({"id": format!("e{i}"), "timestamp": 1_793_491_200_000i64,
+                "operationType": "AUTHENTICATION", "status": "SUCCESS", "durationMs": 1.7e308})
+            })
+            .collect();
+        for e in crate::upstream::fido2::parse_entries(&serde_json::Value::Array(entries)).unwrap()
+        {
+            assert_eq!(e.duration_ms, None);
+            s.apply_event(&Event::Fido2(e));
+        }
+        // A histogram fed huge values directly saturates instead of reaching +Inf.
+        for _ in 0..1001 {
+            s.apply_event(&Event::UpstreamCall(Call {
+                endpoint: Endpoint::Stat,
+                result: Ok(()),
+                seconds: 1.7e308,
+                at_ms: 1,
+            }));
+        }
+        let bytes = encode(&s);
+        let p = decode(&bytes).unwrap();
+        assert!(p.dropped.is_empty(), "{:?}", p.dropped);
+        let h = &p.histograms[r#"jans_upstream_request_duration{endpoint="stat"}"#];
+        assert_eq!((h.count, h.sum), (1001, f64::MAX));
+        let mut back = Store::restore(config(), &p);
+        let ops = back.view(0).upstream.fido2_operations;
+        assert_eq!(ops.values().sum::<u64>(), 1001);
+    }
+
+    #[test]
+    fn a_new_label_value_or_enum_variant_loses_nothing() {
+        let written = sections_of(&encode(&store_with_upstream()));
+        let counters = written["counters"].as_object().unwrap();
+        assert!(counters.keys().any(|k| k.contains("introspection")));
+        assert_eq!(
+            counters[r#"jans_tokens_issued{grant_type="other",token_type="access_token"}"#],
+            3
+        );
+
+        // A later release wrote this: a new endpoint, error reason, action, grant type
+        // and family. This build keeps every figure it knows and drops the rest.
+        let mut newer = written.clone();
+        let c = newer.get_mut("counters").unwrap().as_object_mut().unwrap();
+        for (k, v) in [
+            (
+                r#"jans_upstream_errors{endpoint="userinfo",reason="timeout"}"#,
+                7,
+            ),
+            (
+                r#"jans_upstream_errors{endpoint="stat",reason="rate_limited"}"#,
+                3,
+            ),
+            (
+                r#"jans_audit_events{action="NEW_ACTION",outcome="success"}"#,
+                5,
+            ),
+            (
+                r#"jans_tokens_issued{grant_type="urn:newer",token_type="access_token"}"#,
+                4,
+            ),
+            ("jans_future_figure", 11),
+        ] {
+            c.insert(k.into(), v.into());
+        }
+        let h = newer
+            .get_mut("histograms")
+            .unwrap()
+            .as_object_mut()
+            .unwrap();
+        let stat = h[r#"jans_upstream_request_duration{endpoint="stat"}"#].clone();
+        h.insert(
+            r#"jans_upstream_request_duration{endpoint="userinfo"}"#.into(),
+            stat,
+        );
+        let t = newer.get_mut("times").unwrap().as_object_mut().unwrap();
+        t.insert(
+            r#"jans_upstream_last_success{endpoint="userinfo"}"#.into(),
+            5.into(),
+        );
+        let back = reload(&newer);
+        let mut expected = written.clone();
+        // An unknown grant type sums under `other`, as the stat parser does.
+        expected.get_mut("counters").unwrap()[r#"jans_tokens_issued{grant_type="other",token_type="access_token"}"#] =
+            7.into();
+        for section in KEYED {
+            assert_eq!(back[section], expected[section], "{section}");
+        }
+
+        // An earlier release, before `introspection` existed, wrote this: the new
+        // endpoint starts at zero and nothing else moves.
+        let mut older = written.clone();
+        for section in ["counters", "histograms", "times"] {
+            older
+                .get_mut(section)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .retain(|k, _| !k.contains("introspection"));
+        }
+        let back = reload(&older);
+        for section in KEYED {
+            assert_eq!(back[section], older[section], "{section}");
+        }
+    }
+
     use std::collections::BTreeMap;
 
     #[test]
