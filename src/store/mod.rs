@@ -599,6 +599,36 @@ mod tests {
     }
 
     #[test]
+    fn an_unchanged_tail_neither_republishes_nor_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = persist::StateFile::new(dir.path());
+        let mut store = Store::new(StoreConfig::new(14, 13, &[Action::TokenRequest]));
+        let status = |lag_bytes| {
+            Message::Batch(crate::event::Batch {
+                status: Some(crate::event::TailStatus {
+                    lag_bytes,
+                    files: 1,
+                }),
+                ..Default::default()
+            })
+        };
+        store.apply(status(10));
+        store.save(&file).unwrap();
+        let saved = store.generation();
+        assert!(!store.unsaved());
+        // The tailer reports its status after every poll, four times a second.
+        for _ in 0..100 {
+            store.apply(status(10));
+            store.apply(Message::Batch(crate::event::Batch::default()));
+        }
+        assert_eq!(store.generation(), saved, "nothing changed: no new view");
+        assert!(!store.unsaved(), "nothing changed: no save");
+        store.apply(status(11));
+        assert_ne!(store.generation(), saved);
+        assert!(store.unsaved());
+    }
+
+    #[test]
     fn counters_survive_the_snapshot_map_exactly() {
         let mut c = Counters::default();
         c.audit[Action::TokenRequest.index()][1] = 5;
