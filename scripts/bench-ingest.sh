@@ -19,16 +19,27 @@ gap_ms=$(( 13 * 30 * 86400 * 1000 / records ))
   --start 2025-10-01T00:00:00Z > "$work/audit.log"
 bytes=$(stat -c %s "$work/audit.log")
 
-# Runs a command, prints "seconds peak_rss_kib" (peak RSS from the kernel's accounting).
+# Runs a command, prints "seconds peak_rss_kib rc". The peak is the kernel's VmHWM for
+# the command's own address space, read until it exits (RUSAGE_CHILDREN would include
+# Python's own ~14 MiB from before the exec).
 measure() {
   python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
+import subprocess, sys, time
+def hwm(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return max([int(l.split()[1]) for l in f if l.startswith("VmHWM:")] or [0])
+    except OSError:
+        return 0
 start = time.monotonic()
 with open(sys.argv[1], "wb") as out:
-    rc = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.DEVNULL).returncode
+    p = subprocess.Popen(sys.argv[2:], stdout=out, stderr=subprocess.DEVNULL)
+    rss = 0
+    while p.poll() is None:
+        rss = max(rss, hwm(p.pid))
+        time.sleep(0.002)
 elapsed = time.monotonic() - start
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(f"{elapsed:.3f} {rss} {rc}")
+print(f"{elapsed:.3f} {rss} {p.returncode}")
 PY
 }
 
