@@ -1,7 +1,7 @@
-//! Every earlier snapshot loads with nothing lost: the committed version-1 snapshot
-//! with every section filled (written by the first release's binary) must give back
-//! every figure the first release itself restored from it, and keep giving them after
-//! being saved again in the current format.
+//! Every earlier snapshot loads with nothing lost: each committed snapshot with every
+//! section filled (version 1 written by the first release's binary, version 2 by the
+//! release that introduced it) must give back every figure that release itself
+//! restored from it, and keep giving them after being saved again in the current format.
 
 mod common;
 
@@ -67,16 +67,36 @@ fn render(dir: &std::path::Path) -> (BTreeMap<String, f64>, i64, usize) {
 
 #[test]
 fn the_full_version_1_snapshot_loads_every_figure_and_survives_a_resave() {
-    let reference = samples(&std::fs::read_to_string(REFERENCE).unwrap());
+    loads_every_figure_and_survives_a_resave(FIXTURE, REFERENCE);
+}
+
+#[test]
+fn the_full_version_2_snapshot_loads_every_figure_and_survives_a_resave() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let reference = format!("{dir}state-v2-full.prom");
+    loads_every_figure_and_survives_a_resave(&format!("{dir}state-v2-full.json"), &reference);
+    // What version 2 added is in it too.
+    let reference = samples(&std::fs::read_to_string(reference).unwrap());
+    for must in [
+        "jans_exporter_records_future_total",
+        "jans_upstream_errors_total{endpoint=\"introspection\",reason=\"auth\"}",
+        "jans_upstream_request_duration_seconds_count{endpoint=\"introspection\"}",
+    ] {
+        assert!(reference[must] > 0.0, "{must} is empty in the fixture");
+    }
+}
+
+fn loads_every_figure_and_survives_a_resave(fixture: &str, reference: &str) {
+    let reference = samples(&std::fs::read_to_string(reference).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(FIXTURE, dir.path().join("state.json")).unwrap();
+    std::fs::copy(fixture, dir.path().join("state.json")).unwrap();
     let (v1, at, checkpoints) = render(dir.path());
     assert_eq!(checkpoints, 3);
 
     let mut compared = 0;
     for (series, want) in reference.iter().filter(|(s, _)| persisted(s)) {
         let got = v1.get(series).copied();
-        assert_eq!(got, Some(*want), "{series} after loading version 1");
+        assert_eq!(got, Some(*want), "{series} after loading {fixture}");
         compared += 1;
     }
     // The fixture is only a proof if its sections are really filled.
