@@ -46,6 +46,7 @@ fn store_config(config: &Config) -> StoreConfig {
     );
     c.max_clock_ahead_ms =
         i64::try_from(config.sketch.max_clock_ahead.as_millis()).unwrap_or(i64::MAX);
+    c.server_time_zone = config.server_time_zone().unwrap_or(chrono_tz::Tz::UTC);
     c
 }
 
@@ -90,6 +91,7 @@ pub fn replay(config: &Config, files: &[PathBuf]) -> Result<String, AppError> {
     let mut store = Store::new(store_config(config));
     // Sending to a store cannot fail.
     let _ = tailer.read_once(&mut store);
+    store.finish_input();
     let published = Arc::new(Published::default());
     published.store(store.view(store::now_ms()));
     Ok(metrics::encode_openmetrics(&metrics::registry(

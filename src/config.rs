@@ -22,11 +22,9 @@ pub enum StartAt {
 }
 
 /// The default active-user actions (config `active_users.actions`).
-pub const DEFAULT_ACTIVE_ACTIONS: [&str; 3] = [
-    "SESSION_AUTHENTICATED",
-    "USER_AUTHORIZATION",
-    "TOKEN_REQUEST",
-];
+/// Only actions whose successful records name the user: SESSION_* records carry no
+/// username (reference §1); logins from the server log count on their own.
+pub const DEFAULT_ACTIVE_ACTIONS: [&str; 2] = ["USER_AUTHORIZATION", "TOKEN_REQUEST"];
 
 /// Durations as humans write them: `250ms`, `10s`, `5m`.
 mod duration {
@@ -207,6 +205,14 @@ pub struct LogsConfig {
     pub start_at: StartAt,
     #[serde(with = "duration")]
     pub poll_interval: Duration,
+    /// The zone of the server log's text-layout timestamps (`%d` has none): an IANA
+    /// name such as `Europe/Berlin`, or `UTC`.
+    #[serde(default = "default_server_time_zone")]
+    pub server_time_zone: String,
+}
+
+fn default_server_time_zone() -> String {
+    "UTC".into()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -275,6 +281,7 @@ impl Config {
                 format: "auto".into(),
                 start_at: StartAt::Beginning,
                 poll_interval: Duration::from_millis(250),
+                server_time_zone: default_server_time_zone(),
             },
             sketch: SketchConfig {
                 precision: 14,
@@ -316,6 +323,15 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if self.server_time_zone().is_none() {
+            return invalid(
+                "logs.server_time_zone",
+                format!(
+                    "`{}` is not a time zone (an IANA name such as Europe/Berlin, or UTC)",
+                    self.logs.server_time_zone
+                ),
+            );
+        }
         if !(10..=18).contains(&self.sketch.precision) {
             return invalid(
                 "sketch.precision",
@@ -421,6 +437,11 @@ impl Config {
     }
 
     /// The format to force, or `None` to detect per file.
+    /// The server log's zone; `None` only for a name `validate` refuses.
+    pub fn server_time_zone(&self) -> Option<chrono_tz::Tz> {
+        self.logs.server_time_zone.parse().ok()
+    }
+
     pub fn forced_format(&self) -> Option<crate::event::FormatId> {
         formats::id_of(&self.logs.format)
     }

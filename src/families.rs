@@ -86,8 +86,14 @@ families! {
         "Distinct active users in the current UTC day, ISO week and calendar month (HyperLogLog++ estimate)";
     MONTHLY_ACTIVE_USERS: Gauge "jans_monthly_active_users" None, ["month"],
         "Distinct active users per retained UTC calendar month YYYYMM (HyperLogLog++ estimate)";
+    AUTHORIZATION_REQUESTS: Counter "jans_authorization_requests" None, ["outcome"],
+        "Authorization requests by what their USER_AUTHORIZATION records mean: success (code or token issued), interaction (a redirect to a login or consent page: two identical records), error (a rejection: one record)";
+    AUTHENTICATIONS: Counter "jans_authentications" None, ["kind", "outcome"],
+        "Authentications the server log reports; kind user is an interactive login, service a non-interactive check, client a client authentication, unknown an older build's line that does not say";
+    SERVER_LOG_MESSAGES: Counter "jans_server_log_messages" None, ["level"],
+        "Events of the auth server's own log (jans-auth.log) by level";
     RECORDS: Counter "jans_exporter_records" None, ["format"],
-        "Well-formed audit records read, by log format";
+        "Well-formed records read (audit records and server-log events), by log format";
     PARSE_ERRORS: Counter "jans_exporter_parse_errors" None, ["format", "reason"],
         "Malformed audit records and stray lines skipped, by log format (unknown before detection) and reason";
     RECORDS_OUTSIDE_RETENTION: Counter "jans_exporter_records_outside_retention" None, [],

@@ -131,6 +131,118 @@ pub struct AuditEvent {
     pub timestamp_ms: i64,
     /// Present when the record names a user.
     pub user: Option<UserKey>,
+    /// For a USER_AUTHORIZATION record with `success=false`: XXH3-64 of its timestamp,
+    /// ip, client, username and scope. A redirect to a login or consent page writes two
+    /// identical records (reference §1), so two records with one key are one redirect.
+    pub pair_key: Option<u64>,
+}
+
+/// A level of the auth server's log. Fixed set: label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+    Other,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 7] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+        LogLevel::Fatal,
+        LogLevel::Other,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "TRACE",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+            LogLevel::Fatal => "FATAL",
+            LogLevel::Other => "other",
+        }
+    }
+
+    pub fn parse(name: &[u8]) -> LogLevel {
+        Self::ALL[..Self::COUNT - 1]
+            .iter()
+            .copied()
+            .find(|l| l.as_str().as_bytes() == name)
+            .unwrap_or(LogLevel::Other)
+    }
+}
+
+/// Who an Authenticator line is about (reference §1b).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum AuthKind {
+    /// An interactive user login (`... for User: '<uid>'` success, `... for user: <uid>` failure).
+    User,
+    /// A non-interactive service check (`Authentication failed for User: '<name>'`).
+    Service,
+    /// Client authentication at the token endpoint (`... for Client: '<id>'`).
+    Client,
+    /// Older builds' `Authentication failed for '<name>'`: a user or a client.
+    Unknown,
+}
+
+impl AuthKind {
+    pub const ALL: [AuthKind; 4] = [
+        AuthKind::User,
+        AuthKind::Service,
+        AuthKind::Client,
+        AuthKind::Unknown,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::User => "user",
+            AuthKind::Service => "service",
+            AuthKind::Client => "client",
+            AuthKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// An authentication outcome the server logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Authentication {
+    pub kind: AuthKind,
+    pub success: bool,
+    /// The user of a successful interactive login, hashed as the audit log's usernames.
+    pub user: Option<UserKey>,
+}
+
+/// When a server-log line was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineTime {
+    /// Epoch milliseconds, UTC (the JSON layout's `instant`).
+    Utc(i64),
+    /// The text layout's `%d`: the server's local wall-clock time, no zone, as if it
+    /// were UTC. The store converts it with `logs.server_time_zone`.
+    Local(i64),
+}
+
+/// One line (event) of the auth server's own log, reduced to its level and, for the
+/// Authenticator's lines, the authentication it reports. No message text is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLogEvent {
+    pub format: FormatId,
+    pub level: LogLevel,
+    pub time: LineTime,
+    pub authentication: Option<Authentication>,
 }
 
 /// Why a record (or a stray line) could not be used. Fixed set: label values.
@@ -151,10 +263,12 @@ pub enum MalformedReason {
     Oversize,
     /// A line outside any record.
     UnexpectedLine,
+    /// A server-log line whose timestamp is not a real date and time.
+    BadTimestamp,
 }
 
 impl MalformedReason {
-    pub const ALL: [MalformedReason; 7] = [
+    pub const ALL: [MalformedReason; 8] = [
         MalformedReason::InvalidJson,
         MalformedReason::MissingField,
         MalformedReason::BadMessage,
@@ -162,6 +276,7 @@ impl MalformedReason {
         MalformedReason::Unterminated,
         MalformedReason::Oversize,
         MalformedReason::UnexpectedLine,
+        MalformedReason::BadTimestamp,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -174,6 +289,7 @@ impl MalformedReason {
             MalformedReason::Unterminated => "unterminated",
             MalformedReason::Oversize => "oversize",
             MalformedReason::UnexpectedLine => "unexpected_line",
+            MalformedReason::BadTimestamp => "bad_timestamp",
         }
     }
 
@@ -186,6 +302,8 @@ impl MalformedReason {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     Audit(AuditEvent),
+    /// A line of the auth server's own log (`jans-auth.log`).
+    ServerLog(ServerLogEvent),
     /// `format` is `None` while a file's format is not yet detected.
     Malformed {
         format: Option<FormatId>,

@@ -14,8 +14,9 @@ use crate::event::{Event, FormatId, MalformedReason};
 
 /// Records larger than this are skipped to the next record start and counted.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
-/// Bytes needed at a line start before the format can be guessed.
-const DETECT_BYTES: usize = 32;
+/// A file's format is guessed from its first whole line (the audit and server text
+/// layouts differ only after the header); a line longer than this is guessed as it is.
+const DETECT_BYTES: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 enum State {
@@ -209,6 +210,24 @@ impl Framer {
                 self.state = State::RestOfLine;
                 true
             }
+            LineStart::Line => {
+                // A whole one-line record; the lines after it that start nothing (a
+                // stack trace) are its own, so they are skipped without a complaint.
+                let Some(id) = format else { return true };
+                match formats::by_id(id).parse(line, 0, id) {
+                    Ok(ev) => out.push(ev),
+                    Err(reason) => self.malformed(reason, out),
+                }
+                self.skipping = true;
+                match newline {
+                    Some(i) => self.pos += i + 1,
+                    None => {
+                        self.pos = self.buf.len();
+                        self.state = State::RestOfLine;
+                    }
+                }
+                true
+            }
             LineStart::NotAStart | LineStart::NeedMore => {
                 if !self.skipping {
                     self.malformed(MalformedReason::UnexpectedLine, out);
@@ -270,7 +289,7 @@ impl Framer {
                         depth = depth.saturating_sub(1);
                         if depth == 0 {
                             match format.parse(&self.buf[start..=i], body_at, id) {
-                                Ok(ev) => out.push(Event::Audit(ev)),
+                                Ok(ev) => out.push(ev),
                                 Err(reason) => self.malformed(reason, out),
                             }
                             self.pos = i + 1;
@@ -289,7 +308,9 @@ impl Framer {
                             },
                         };
                         match kind {
-                            LineStart::Start { .. } | LineStart::StartWithoutBody => {
+                            LineStart::Start { .. }
+                            | LineStart::StartWithoutBody
+                            | LineStart::Line => {
                                 self.malformed(MalformedReason::Unterminated, out);
                                 self.pos = i + 1;
                                 self.state = State::LineStart;

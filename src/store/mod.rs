@@ -3,6 +3,7 @@
 //! It runs on its own thread, applies [`Message`]s in order, and publishes an immutable
 //! [`View`] that the HTTP views read without ever waiting on ingestion.
 
+pub mod pairing;
 pub mod persist;
 pub mod sketch;
 pub mod upstream;
@@ -12,7 +13,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::event::{
-    Action, Batch, Event, FileCheckpoint, FileId, FormatId, MalformedReason, Message, TailStatus,
+    Action, AuthKind, Batch, Event, FileCheckpoint, FileId, FormatId, LineTime, LogLevel,
+    MalformedReason, Message, TailStatus,
 };
 use crate::families;
 use crate::source::formats;
@@ -28,6 +30,8 @@ pub struct StoreConfig {
     pub active_actions: [bool; Action::COUNT],
     /// Records stamped further ahead of the wall clock touch no sketch.
     pub max_clock_ahead_ms: i64,
+    /// The zone of the server log's text timestamps (`logs.server_time_zone`).
+    pub server_time_zone: chrono_tz::Tz,
 }
 
 impl StoreConfig {
@@ -41,13 +45,14 @@ impl StoreConfig {
             retain_months,
             active_actions,
             max_clock_ahead_ms: 86_400_000,
+            server_time_zone: chrono_tz::Tz::UTC,
         }
     }
 }
 
 /// Snapshot sections a load can drop (`section` label values): version 2's, and
 /// version 1's upstream part.
-pub const STATE_SECTIONS: [&str; 9] = [
+pub const STATE_SECTIONS: [&str; 10] = [
     "counters",
     "histograms",
     "times",
@@ -56,6 +61,7 @@ pub const STATE_SECTIONS: [&str; 9] = [
     "checkpoints",
     "sketches",
     "fido2",
+    "pending",
     "upstream",
 ];
 
@@ -63,6 +69,20 @@ pub const STATE_SECTIONS: [&str; 9] = [
 pub const TOKEN_KINDS: [&str; 2] = ["machine", "user"];
 /// `outcome` labels, indexed by `success as usize`.
 pub const OUTCOMES: [&str; 2] = ["failure", "success"];
+/// `outcome` labels of authorization requests, indexed like [`AuthorizationOutcome`].
+pub const AUTHORIZATION_OUTCOMES: [&str; 3] = ["success", "interaction", "error"];
+
+/// What a USER_AUTHORIZATION record really meant (see [`pairing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AuthorizationOutcome {
+    /// A code or token was issued.
+    Success,
+    /// A redirect to a login, consent or account page (two identical records).
+    Interaction,
+    /// A rejected request (one record).
+    Error,
+}
 
 /// Exact counters. Fixed-size arrays: every label set is known in advance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +108,12 @@ pub struct Counters {
     /// Indexed like [`STATE_SECTIONS`].
     pub state_sections_dropped: [u64; STATE_SECTIONS.len()],
     pub last_record_ms: Option<i64>,
+    /// `[kind][success]` from the server log's Authenticator lines.
+    pub authentications: [[u64; 2]; AuthKind::COUNT],
+    /// Server-log events by level.
+    pub server_log_messages: [u64; LogLevel::COUNT],
+    /// Indexed by [`AuthorizationOutcome`].
+    pub authorization_requests: [u64; 3],
 }
 
 impl Default for Counters {
@@ -107,6 +133,9 @@ impl Default for Counters {
             state_save_failures: 0,
             state_sections_dropped: [0; STATE_SECTIONS.len()],
             last_record_ms: None,
+            authentications: [[0; 2]; AuthKind::COUNT],
+            server_log_messages: [0; LogLevel::COUNT],
+            authorization_requests: [0; 3],
         }
     }
 }
@@ -148,6 +177,26 @@ impl Counters {
                     &mut self.parse_errors[slot][r as usize],
                 );
             }
+        }
+        for kind in AuthKind::ALL {
+            for (ok, outcome) in OUTCOMES.iter().enumerate() {
+                f(
+                    key(&families::AUTHENTICATIONS, &[kind.as_str(), outcome]),
+                    &mut self.authentications[kind as usize][ok],
+                );
+            }
+        }
+        for level in LogLevel::ALL {
+            f(
+                key(&families::SERVER_LOG_MESSAGES, &[level.as_str()]),
+                &mut self.server_log_messages[level as usize],
+            );
+        }
+        for (i, outcome) in AUTHORIZATION_OUTCOMES.iter().enumerate() {
+            f(
+                key(&families::AUTHORIZATION_REQUESTS, &[outcome]),
+                &mut self.authorization_requests[i],
+            );
         }
         for (i, section) in STATE_SECTIONS.iter().enumerate() {
             f(
@@ -276,14 +325,21 @@ pub struct Store {
     generation: u64,
     /// The generation the last successful save wrote.
     saved_generation: Option<u64>,
+    /// USER_AUTHORIZATION failures waiting for their twin.
+    pairing: pairing::Pairing,
+    /// The wall clock of the current batch.
+    clock_ms: i64,
 }
 
 impl Store {
     pub fn new(config: StoreConfig) -> Store {
         let users = ActiveUsers::new(config.precision, config.retain_months);
         let upstream = upstream::UpstreamFigures::new(config.precision, config.retain_months);
-        let horizon = Horizon::at(now_ms(), config.max_clock_ahead_ms);
+        let clock_ms = now_ms();
+        let horizon = Horizon::at(clock_ms, config.max_clock_ahead_ms);
         Store {
+            pairing: pairing::Pairing::default(),
+            clock_ms,
             config,
             counters: Counters::default(),
             users,
@@ -309,6 +365,7 @@ impl Store {
             .get(&key(&families::LAST_RECORD_TIMESTAMP, &[]))
             .copied();
         store.checkpoints = p.checkpoints.iter().map(|cp| (cp.id, cp.clone())).collect();
+        store.pairing = pairing::Pairing::import(&p.pending.authorizations, store.clock_ms);
         store.upstream.import(p);
         let precision = store.config.precision;
         let mut refused = 0usize;
@@ -365,6 +422,9 @@ impl Store {
             precision: self.config.precision,
             sketch_sets: vec![("active_users", &self.users)],
             fido2: Default::default(),
+            pending: persist::model::PendingSection {
+                authorizations: self.pairing.export(),
+            },
         };
         if let Some(ms) = self.counters.last_record_ms {
             out.times
@@ -436,11 +496,13 @@ impl Store {
     }
 
     fn apply_batch(&mut self, batch: Batch) {
-        self.horizon = Horizon::at(now_ms(), self.config.max_clock_ahead_ms);
+        self.clock_ms = now_ms();
+        self.horizon = Horizon::at(self.clock_ms, self.config.max_clock_ahead_ms);
         let mut changed = false;
         for event in &batch.events {
             self.apply_event(event);
         }
+        changed |= self.expire_pairs() > 0;
         if let Some(cp) = batch.checkpoint {
             if self.checkpoints.get(&cp.id) != Some(&cp) {
                 self.checkpoints.insert(cp.id, cp);
@@ -459,6 +521,51 @@ impl Store {
         }
     }
 
+    /// Counts as errors the USER_AUTHORIZATION failures whose twin did not come.
+    fn expire_pairs(&mut self) -> u64 {
+        if self.pairing.is_empty() {
+            return 0;
+        }
+        let newest = self.counters.last_record_ms.unwrap_or(i64::MIN);
+        let alone = self.pairing.expire(newest, self.clock_ms);
+        self.counters.authorization_requests[AuthorizationOutcome::Error as usize] += alone;
+        alone
+    }
+
+    /// The input is complete (the end of a replay): every waiting USER_AUTHORIZATION
+    /// failure is alone.
+    pub fn finish_input(&mut self) {
+        let alone = self.pairing.finish();
+        self.counters.authorization_requests[AuthorizationOutcome::Error as usize] += alone;
+        self.generation += 1;
+    }
+
+    /// A server-log time in UTC milliseconds.
+    fn utc_ms(&self, time: LineTime) -> i64 {
+        match time {
+            LineTime::Utc(ms) => ms,
+            LineTime::Local(ms) => {
+                use chrono::TimeZone;
+                let Some(naive) = chrono::DateTime::from_timestamp_millis(ms) else {
+                    return ms;
+                };
+                let naive = naive.naive_utc();
+                // In the hour a DST change skips, the wall clock is read an hour later.
+                self.config
+                    .server_time_zone
+                    .from_local_datetime(&naive)
+                    .earliest()
+                    .or_else(|| {
+                        self.config
+                            .server_time_zone
+                            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                            .earliest()
+                    })
+                    .map_or(ms, |t| t.timestamp_millis())
+            }
+        }
+    }
+
     /// Where the FIDO2 poller should continue: the last window asked for, if any.
     pub fn fido2_synced_ms(&self) -> Option<i64> {
         self.upstream.fido2_synced_ms
@@ -474,11 +581,40 @@ impl Store {
             Event::Fido2Health { up } => self.upstream.fido2_health(up),
             Event::Fido2(ref e) => self.upstream.fido2(e, &self.horizon),
             Event::Fido2Synced { until_ms } => self.upstream.fido2_synced(until_ms),
+            Event::ServerLog(e) => {
+                let utc_ms = self.utc_ms(e.time);
+                let c = &mut self.counters;
+                c.records[e.format as usize] += 1;
+                c.server_log_messages[e.level as usize] += 1;
+                if let Some(a) = e.authentication {
+                    c.authentications[a.kind as usize][a.success as usize] += 1;
+                    // Janssen counts a user active when a session becomes authenticated.
+                    if let (AuthKind::User, true, Some(user)) = (a.kind, a.success, a.user) {
+                        match self.users.insert(utc_ms, user, &self.horizon) {
+                            Insert::Counted => {}
+                            Insert::OutsideRetention => c.outside_retention += 1,
+                            Insert::Future => c.future += 1,
+                        }
+                    }
+                }
+            }
             Event::Audit(a) => {
                 c.audit[a.action.index()][a.success as usize] += 1;
                 c.records[a.format as usize] += 1;
                 if a.action == Action::TokenRequest {
                     c.token_requests[a.user.is_some() as usize][a.success as usize] += 1;
+                }
+                if a.action == Action::UserAuthorization {
+                    if a.success {
+                        c.authorization_requests[AuthorizationOutcome::Success as usize] += 1;
+                    } else if let Some(k) = a.pair_key {
+                        if self.pairing.record(k, a.timestamp_ms, self.clock_ms)
+                            == Some(pairing::Resolved::Interaction)
+                        {
+                            c.authorization_requests[AuthorizationOutcome::Interaction as usize] +=
+                                1;
+                        }
+                    }
                 }
                 c.last_record_ms = Some(
                     c.last_record_ms
@@ -595,6 +731,7 @@ mod tests {
             success,
             timestamp_ms: ts,
             user: user.map(UserKey::of),
+            pair_key: None,
         })
     }
 

@@ -3,11 +3,13 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::event::{Action, AuditEvent, FormatId, MalformedReason, UserKey};
 
-/// Only the keys the figures need; `ip`, `scope`, `clientId` and the rest are skipped
-/// unread so they can never reach a label.
+/// Only the keys the figures need. `ip`, `clientId` and `scope` are kept as raw JSON
+/// text, only to tell the two identical records of a redirect apart from others; they
+/// are hashed and never reach a label.
 #[derive(Deserialize)]
 struct RawAudit<'a> {
     #[serde(borrow)]
@@ -18,6 +20,24 @@ struct RawAudit<'a> {
     /// The docs call it `isSuccess`; the code writes `success`.
     #[serde(alias = "isSuccess")]
     success: Option<bool>,
+    #[serde(borrow, default)]
+    ip: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "clientId")]
+    client_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    scope: Option<&'a RawValue>,
+}
+
+/// The identity of a USER_AUTHORIZATION record: the redirect's two records share it.
+fn pair_key(raw: &RawAudit, timestamp_ms: i64) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&timestamp_ms.to_le_bytes());
+    for part in [raw.ip, raw.client_id, raw.scope] {
+        h.update(part.map_or(b"null".as_slice(), |v| v.get().as_bytes()));
+        h.update(&[0xff]);
+    }
+    h.update(raw.username.as_deref().unwrap_or("\u{0}null").as_bytes());
+    h.digest()
 }
 
 /// Parses an audit record's JSON object into an event.
@@ -29,7 +49,7 @@ pub fn parse_audit_record(json: &[u8], format: FormatId) -> Result<AuditEvent, M
         Err(_) => return Err(MalformedReason::InvalidJson),
     };
     let (Some(action), Some(timestamp_ms), Some(success)) =
-        (raw.action, raw.timestamp, raw.success)
+        (raw.action.as_deref(), raw.timestamp, raw.success)
     else {
         return Err(MalformedReason::MissingField);
     };
@@ -38,12 +58,16 @@ pub fn parse_audit_record(json: &[u8], format: FormatId) -> Result<AuditEvent, M
         .as_deref()
         .filter(|u| !u.is_empty())
         .map(UserKey::of);
+    let action = Action::from_name(action);
+    let pair_key = (action == Action::UserAuthorization && !success)
+        .then(|| pair_key(&raw, timestamp_ms));
     Ok(AuditEvent {
         format,
-        action: Action::from_name(&action),
+        action,
         success,
         timestamp_ms,
         user,
+        pair_key,
     })
 }
 
@@ -64,6 +88,24 @@ mod tests {
         assert!(!ev.success);
         assert_eq!(ev.timestamp_ms, 1_792_755_755_373);
         assert_eq!(ev.user, Some(UserKey::of("jdoe")));
+    }
+
+    #[test]
+    fn the_two_records_of_a_redirect_share_a_key_and_others_do_not() {
+        let record = |ts: i64, user: &str, scope: &str, ok: bool| {
+            format!(
+                r#"{{"ip" : "10.0.0.1", "action" : "USER_AUTHORIZATION", "timestamp" : {ts}, "macAddress" : "m",
+                "clientId" : "c", "username" : {user}, "scope" : {scope}, "success" : {ok}}}"#
+            )
+        };
+        let key = |r: String| parse_audit_record(r.as_bytes(), 0).unwrap().pair_key;
+        let a = key(record(1, "null", r#""openid""#, false));
+        assert!(a.is_some());
+        assert_eq!(a, key(record(1, "null", r#""openid""#, false)));
+        assert_ne!(a, key(record(2, "null", r#""openid""#, false)));
+        assert_ne!(a, key(record(1, r#""jdoe""#, r#""openid""#, false)));
+        assert_ne!(a, key(record(1, "null", r#""openid email""#, false)));
+        assert_eq!(key(record(1, "null", r#""openid""#, true)), None);
     }
 
     #[test]

@@ -3,19 +3,19 @@
 //! message is a pretty-printed JSON object spanning the following lines.
 
 use super::{parse_audit_record, LineStart, RecordFormat};
-use crate::event::{AuditEvent, FormatId, MalformedReason};
+use crate::event::{Event, FormatId, MalformedReason};
 
 pub struct JansAuditText;
 
 /// `yyyy-MM-dd HH:mm:ss,SSS`: `d` is a digit, anything else must match exactly.
-const TIMESTAMP_SHAPE: &[u8; 23] = b"dddd-dd-dd dd:dd:dd,ddd";
+pub(super) const TIMESTAMP_SHAPE: &[u8; 23] = b"dddd-dd-dd dd:dd:dd,ddd";
 /// Ends the `(%F:%L)` part; the message follows.
 const MESSAGE_MARK: &[u8] = b") - ";
 /// A header longer than this without a body is not a header we can use.
 const MAX_HEADER: usize = 64 * 1024;
 
 /// How many leading bytes of `line` fit the timestamp shape.
-fn timestamp_prefix_len(line: &[u8]) -> usize {
+pub(super) fn timestamp_prefix_len(line: &[u8]) -> usize {
     line.iter()
         .zip(TIMESTAMP_SHAPE)
         .take_while(|(b, s)| {
@@ -33,8 +33,12 @@ impl RecordFormat for JansAuditText {
         "jans-audit-text"
     }
 
+    /// A timestamp, and a JSON body opening after the message mark: the server log
+    /// shares the timestamp but its messages are text.
     fn detect(&self, line: &[u8]) -> bool {
         timestamp_prefix_len(line) == TIMESTAMP_SHAPE.len()
+            && memchr::memmem::find(line, MESSAGE_MARK)
+                .is_some_and(|at| line.get(at + MESSAGE_MARK.len()) == Some(&b'{'))
     }
 
     fn may_start(&self, first: u8) -> bool {
@@ -65,8 +69,8 @@ impl RecordFormat for JansAuditText {
         record: &[u8],
         body_at: usize,
         format: FormatId,
-    ) -> Result<AuditEvent, MalformedReason> {
-        parse_audit_record(&record[body_at..], format)
+    ) -> Result<Event, MalformedReason> {
+        parse_audit_record(&record[body_at..], format).map(Event::Audit)
     }
 }
 

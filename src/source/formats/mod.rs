@@ -4,10 +4,13 @@
 mod audit;
 pub mod jans_audit_json;
 pub mod jans_audit_text;
+pub mod jans_server_text;
+mod server;
 
 pub use audit::parse_audit_record;
+pub use server::parse_server_message;
 
-use crate::event::{AuditEvent, FormatId, MalformedReason};
+use crate::event::{Event, FormatId, MalformedReason};
 
 /// What the bytes at the start of a line are.
 #[derive(Debug, PartialEq, Eq)]
@@ -20,6 +23,9 @@ pub enum LineStart {
     Start { body_at: usize },
     /// A record header without a JSON body (malformed).
     StartWithoutBody,
+    /// A whole one-line record (a server-log event). The lines after it that start no
+    /// record (a stack trace) belong to it and are skipped silently.
+    Line,
 }
 
 /// A record layout: where records start and how a whole record is parsed.
@@ -34,22 +40,25 @@ pub trait RecordFormat: Sync {
     /// the end of the data read so far; `complete` says which.
     fn line_start(&self, line: &[u8], complete: bool) -> LineStart;
     /// Parses one whole record: `record` spans its first line's start to the closing
-    /// brace of its JSON body, which opens at `body_at`.
+    /// brace of its JSON body, which opens at `body_at`; for a [`LineStart::Line`]
+    /// record, the line without its newline (`body_at` 0).
     fn parse(
         &self,
         record: &[u8],
         body_at: usize,
         format: FormatId,
-    ) -> Result<AuditEvent, MalformedReason>;
+    ) -> Result<Event, MalformedReason>;
 }
 
 /// How many formats are registered.
-pub const COUNT: usize = 2;
+pub const COUNT: usize = 3;
 
-/// Every registered format, in detection order.
+/// Every registered format, in detection order (the audit text layout before the
+/// server log's, which shares its timestamp but has no JSON body).
 pub static ALL: [&dyn RecordFormat; COUNT] = [
     &jans_audit_text::JansAuditText,
     &jans_audit_json::JansAuditJson,
+    &jans_server_text::JansServerText,
 ];
 
 pub fn by_id(id: FormatId) -> &'static dyn RecordFormat {

@@ -298,6 +298,7 @@ mod tests {
                     success: true,
                     timestamp_ms: month_start + i,
                     user: Some(UserKey::of(&format!("u{i}"))),
+                    pair_key: None,
                 }));
             }
         }

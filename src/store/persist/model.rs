@@ -104,6 +104,13 @@ pub struct Fido2Section {
     pub fallback_methods: Vec<String>,
 }
 
+/// Records waiting for their twin (see `store::pairing`): `(key, record time)`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PendingSection {
+    #[serde(with = "seen_codec")]
+    pub authorizations: Vec<(u64, i64)>,
+}
+
 mod seen_codec {
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -226,12 +233,13 @@ pub struct Persisted {
     pub checkpoints: Vec<FileCheckpoint>,
     pub sketches: SketchSets,
     pub fido2: Fido2Section,
+    pub pending: PendingSection,
     /// Sections (or single sketches) that could not be read, by section name.
     pub dropped: Vec<&'static str>,
 }
 
 /// The sections of a version-2 body, in the order written.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 9] = [
     "counters",
     "histograms",
     "times",
@@ -240,6 +248,7 @@ pub const SECTIONS: [&str; 8] = [
     "checkpoints",
     "sketches",
     "fido2",
+    "pending",
 ];
 
 /// What a save writes: small sections owned, the large ones (sketches) borrowed and
@@ -255,6 +264,7 @@ pub struct SnapshotOut<'a> {
     pub precision: u8,
     pub sketch_sets: Vec<(&'static str, &'a ActiveUsers)>,
     pub fido2: Fido2Section,
+    pub pending: PendingSection,
 }
 
 struct SketchSetsOut<'a>(u8, &'a [(&'static str, &'a ActiveUsers)]);
@@ -320,6 +330,7 @@ impl Serialize for SnapshotOut<'_> {
             &SketchSetsOut(self.precision, &self.sketch_sets),
         )?;
         map.serialize_entry("fido2", &self.fido2)?;
+        map.serialize_entry("pending", &self.pending)?;
         map.end()
     }
 }
@@ -354,6 +365,7 @@ pub fn decode_v2(body: &[u8]) -> Result<Persisted, String> {
     p.high_water = section(&sections, "high_water", &mut p.dropped);
     p.checkpoints = section(&sections, "checkpoints", &mut p.dropped);
     p.fido2 = section(&sections, "fido2", &mut p.dropped);
+    p.pending = section(&sections, "pending", &mut p.dropped);
     if let Some(raw) = sections.get("sketches") {
         match decode_sketches(raw.get()) {
             Ok((sets, bad)) => {

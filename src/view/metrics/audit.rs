@@ -10,7 +10,7 @@ use crate::event::{Action, MalformedReason};
 use crate::families;
 use crate::source::formats;
 use crate::store::sketch::PERIOD_KINDS;
-use crate::store::{View, OUTCOMES, TOKEN_KINDS};
+use crate::store::{View, AUTHORIZATION_OUTCOMES, OUTCOMES, TOKEN_KINDS};
 
 pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
     let c = &v.counters;
@@ -37,6 +37,14 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
                 )
             })
         }),
+    )?;
+    counters(
+        enc,
+        &families::AUTHORIZATION_REQUESTS,
+        AUTHORIZATION_OUTCOMES
+            .iter()
+            .zip(c.authorization_requests)
+            .map(|(o, n)| (vec![("outcome", *o)], n)),
     )?;
     gauges(
         enc,

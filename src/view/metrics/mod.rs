@@ -10,6 +10,7 @@
 mod audit;
 mod fido2;
 mod process;
+mod server_log;
 mod state;
 mod tail;
 mod upstream;
@@ -40,6 +41,7 @@ type EncodeView = fn(&View, &mut DescriptorEncoder) -> fmt::Result;
 /// Every view collector, in exposition order.
 const COLLECTORS: &[EncodeView] = &[
     audit::encode,
+    server_log::encode,
     tail::encode,
     state::encode,
     upstream::encode,
