@@ -145,7 +145,11 @@ mod tests {
         let mut before = Pairing::default();
         before.record(7, 100, 0);
         let mut after = Pairing::import(&before.export(), 50_000);
-        assert_eq!(after.expire(100, 50_000), 0, "a fresh wall window after the restart");
+        assert_eq!(
+            after.expire(100, 50_000),
+            0,
+            "a fresh wall window after the restart"
+        );
         assert_eq!(after.record(7, 100, 50_001), Some(Resolved::Interaction));
     }
 }

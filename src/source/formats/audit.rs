@@ -59,8 +59,8 @@ pub fn parse_audit_record(json: &[u8], format: FormatId) -> Result<AuditEvent, M
         .filter(|u| !u.is_empty())
         .map(UserKey::of);
     let action = Action::from_name(action);
-    let pair_key = (action == Action::UserAuthorization && !success)
-        .then(|| pair_key(&raw, timestamp_ms));
+    let pair_key =
+        (action == Action::UserAuthorization && !success).then(|| pair_key(&raw, timestamp_ms));
     Ok(AuditEvent {
         format,
         action,

@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(e.level, LogLevel::Info);
         assert_eq!(e.time, LineTime::Local(1_795_462_835_230));
         let a = e.authentication.unwrap();
-        assert_eq!((a.kind, a.success, a.user), (AuthKind::User, true, Some(UserKey::of("jdoe"))));
+        assert_eq!(
+            (a.kind, a.success, a.user),
+            (AuthKind::User, true, Some(UserKey::of("jdoe")))
+        );
     }
 
     #[test]
@@ -142,11 +145,24 @@ mod tests {
 
     #[test]
     fn continuation_lines_start_nothing_and_partial_lines_wait() {
-        assert_eq!(JansServerText.line_start(b"\tat io.jans.Foo.bar(Foo.java:10)", true), LineStart::NotAStart);
-        assert_eq!(JansServerText.line_start(b"java.lang.IllegalStateException: boom", true), LineStart::NotAStart);
-        assert_eq!(JansServerText.line_start(b"Caused by: x", true), LineStart::NotAStart);
+        assert_eq!(
+            JansServerText.line_start(b"\tat io.jans.Foo.bar(Foo.java:10)", true),
+            LineStart::NotAStart
+        );
+        assert_eq!(
+            JansServerText.line_start(b"java.lang.IllegalStateException: boom", true),
+            LineStart::NotAStart
+        );
+        assert_eq!(
+            JansServerText.line_start(b"Caused by: x", true),
+            LineStart::NotAStart
+        );
         for cut in 0..LOGIN.len() {
-            assert_eq!(JansServerText.line_start(&LOGIN[..cut], false), LineStart::NeedMore, "cut {cut}");
+            assert_eq!(
+                JansServerText.line_start(&LOGIN[..cut], false),
+                LineStart::NeedMore,
+                "cut {cut}"
+            );
         }
     }
 }

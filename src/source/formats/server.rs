@@ -1,7 +1,9 @@
 //! The auth server's own log (reference §1b), shared by both layouts: the level of
 //! every event, and the authentication outcome of the Authenticator's lines.
 
-use crate::event::{AuthKind, Authentication, FormatId, LineTime, LogLevel, ServerLogEvent, UserKey};
+use crate::event::{
+    AuthKind, Authentication, FormatId, LineTime, LogLevel, ServerLogEvent, UserKey,
+};
 
 /// The logger whose INFO lines report logins (`%C{6}` prints it whole).
 pub const AUTHENTICATOR: &str = "io.jans.as.server.auth.Authenticator";
@@ -65,7 +67,10 @@ pub fn parse_authentication(message: &str) -> Option<Authentication> {
         return None;
     }
     let rest = message.strip_prefix("Authentication failed for ")?;
-    if let Some(uid) = rest.strip_prefix("user:").map(|u| u.strip_prefix(' ').unwrap_or(u)) {
+    if let Some(uid) = rest
+        .strip_prefix("user:")
+        .map(|u| u.strip_prefix(' ').unwrap_or(u))
+    {
         let uid = FAILURE_SUFFIXES
             .iter()
             .find_map(|s| uid.strip_suffix(s))
@@ -121,11 +126,15 @@ mod tests {
     fn only_the_authenticator_reports_logins() {
         let line = "Authentication success for User: 'jdoe'";
         let t = LineTime::Utc(1);
-        assert!(parse_server_message(0, LogLevel::Info, t, AUTHENTICATOR, line)
-            .authentication
-            .is_some());
-        assert!(parse_server_message(0, LogLevel::Info, t, "io.jans.as.server.Other", line)
-            .authentication
-            .is_none());
+        assert!(
+            parse_server_message(0, LogLevel::Info, t, AUTHENTICATOR, line)
+                .authentication
+                .is_some()
+        );
+        assert!(
+            parse_server_message(0, LogLevel::Info, t, "io.jans.as.server.Other", line)
+                .authentication
+                .is_none()
+        );
     }
 }

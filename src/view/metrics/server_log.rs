@@ -26,8 +26,11 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
     counters(
         enc,
         &families::SERVER_LOG_MESSAGES,
-        LogLevel::ALL
-            .iter()
-            .map(|l| (vec![("level", l.as_str())], c.server_log_messages[*l as usize])),
+        LogLevel::ALL.iter().map(|l| {
+            (
+                vec![("level", l.as_str())],
+                c.server_log_messages[*l as usize],
+            )
+        }),
     )
 }
