@@ -12,6 +12,8 @@ use chrono::{DateTime, Datelike, FixedOffset, Utc};
 
 use crate::event::Action;
 
+pub mod flows;
+
 /// Audit log layouts, as the auth server writes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -136,9 +138,11 @@ impl Iterator for Generator {
         let gap = self.rng.i64(0..=2 * self.spec.mean_gap_ms.max(0));
         self.now_ms += gap;
         let users = self.spec.users.max(1);
+        // As the server writes them (reference §1): SESSION_* records name nobody.
         let username = match action {
             "TOKEN_REQUEST" if self.rng.bool() => None, // client_credentials
             "CLIENT_REGISTRATION" | "CLIENT_READ" | "TOKEN_VALIDATE" => None,
+            "SESSION_UNAUTHENTICATED" | "SESSION_AUTHENTICATED" => None,
             _ => Some(Generator::username(self.rng.u32(0..users))),
         };
         let client = self.rng.usize(..CLIENTS.len());
@@ -161,7 +165,12 @@ impl Iterator for Generator {
             client_id: CLIENTS[client],
             username,
             scope: SCOPES[self.rng.usize(..SCOPES.len())],
-            success: self.rng.f64() >= self.spec.failure_ratio,
+            // SESSION_* are never false; a revocation is always written false.
+            success: match action {
+                "SESSION_UNAUTHENTICATED" | "SESSION_AUTHENTICATED" => true,
+                "TOKEN_REVOCATION" => false,
+                _ => self.rng.f64() >= self.spec.failure_ratio,
+            },
             thread: self.rng.u8(1..17),
             correlation_id,
         })
