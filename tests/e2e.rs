@@ -1,7 +1,10 @@
 //! End to end with the real Prometheus and Alertmanager (Debian packages, installed by
 //! `.ci/run`): the exporter and a fake Janssen are scraped by Prometheus with the
-//! shipped rules; a burst of failed authorizations must reach an Alertmanager webhook,
-//! and no other alert may fire. Everything binds to 127.0.0.1 and is stopped by PID.
+//! shipped rules. Healthy flows as a real jans-auth writes them (5 % wrong passwords,
+//! redirects to the login and consent pages, device-code polling, revocations) leave
+//! every alert silent; a burst of 70 % wrong passwords must reach an Alertmanager
+//! webhook as the login alert, and nothing else. Everything binds to 127.0.0.1 and is
+//! stopped by PID.
 
 mod common;
 #[path = "common/fake_janssen.rs"]
@@ -17,7 +20,8 @@ use std::time::Duration;
 
 use common::*;
 use fake_janssen::*;
-use jans_exporter::generate::{write_record, Generator, Layout, Spec};
+use jans_exporter::generate::flows::{write_entries, FlowSpec, Flows};
+use jans_exporter::generate::Layout;
 
 /// A daemon killed by PID when dropped, pass or fail.
 struct Daemon(Child);
@@ -103,17 +107,22 @@ fn webhook(stop: Arc<AtomicBool>) -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, bodies)
 }
 
-fn append(path: &Path, records: impl Iterator<Item = jans_exporter::generate::Record>) {
-    let mut out = Vec::new();
-    for r in records {
-        write_record(&mut out, Layout::Text, &r, 0).unwrap();
+/// Appends whole flows to the audit log and the server log, a little out of order.
+fn append(audit: &Path, server: &Path, flows: &mut Flows, n: usize) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut drift = fastrand::Rng::with_seed(3);
+    for _ in 0..n {
+        let entries = flows.flow();
+        write_entries(&mut a, &mut b, Layout::Text, &entries, 0, Some(&mut drift)).unwrap();
     }
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(&out)
-        .unwrap();
+    for (path, bytes) in [(audit, a), (server, b)] {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
+    }
 }
 
 fn query(prometheus: u16, promql: &str) -> serde_json::Value {
@@ -124,7 +133,7 @@ fn query(prometheus: u16, promql: &str) -> serde_json::Value {
 }
 
 #[test]
-fn a_burst_of_failed_authorizations_pages_through_prometheus_and_alertmanager() {
+fn healthy_flows_are_silent_and_a_burst_of_wrong_passwords_pages() {
     if !["prometheus", "prometheus-alertmanager", "promtool"]
         .iter()
         .all(|t| require_tool(t))
@@ -154,21 +163,15 @@ fn a_burst_of_failed_authorizations_pages_through_prometheus_and_alertmanager() 
             serde_json::json!({"id":"f1","timestamp":t + 3,"username":"c","operationType":"FALLBACK","status":"ATTEMPT","fallbackMethod":"PASSWORD"}),
         ]
     });
-    let log = d.join("audit.log");
-    let now = chrono::Utc::now().timestamp_millis();
-    let normal = Generator::new(Spec {
-        start_ms: now - 600_000,
-        mean_gap_ms: 1_000,
-        ..Spec::default()
-    })
-    .take(300);
+    let log = d.join("jans-auth_audit.log");
+    let server_log = d.join("jans-auth.log");
     std::fs::write(&log, b"").unwrap();
-    append(&log, normal);
+    std::fs::write(&server_log, b"").unwrap();
     let upstream = format!(
         "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"2s\"\nhealth_interval = \"1s\"\nfido2_interval = \"2s\"\n",
         fake.base()
     );
-    let exporter = Exporter::start(&write_config(d, std::slice::from_ref(&log), &upstream));
+    let exporter = Exporter::start(&write_config(d, &[d.join("jans-auth*.log")], &upstream));
     exporter.wait_ready();
 
     // Alertmanager with a webhook receiver.
@@ -252,24 +255,66 @@ fn a_burst_of_failed_authorizations_pages_through_prometheus_and_alertmanager() 
         "prometheus never scraped the exporter:\n{}",
         std::fs::read_to_string(&prom_log).unwrap_or_default()
     );
-    std::thread::sleep(Duration::from_secs(3));
-
-    // The burst: 300 failed authorizations.
-    let now = chrono::Utc::now().timestamp_millis();
-    let failures = Generator::new(Spec {
-        seed: 9,
-        start_ms: now,
-        mean_gap_ms: 10,
-        ..Spec::default()
-    })
-    .take(300)
-    .map(|mut r| {
-        r.action = "USER_AUTHORIZATION";
-        r.success = false;
-        r.username = Some("someone".into());
-        r
+    // Healthy traffic: let the rules run a few times over it; nothing may even pend.
+    // When the rule group last ran, from Prometheus's own API.
+    let last_evaluation = |prom: u16| {
+        let addr = format!("127.0.0.1:{prom}").parse().unwrap();
+        let r = http(addr, "GET", "/api/v1/rules", &[], b"").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        v["data"]["groups"][0]["lastEvaluation"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp_millis())
+    };
+    // Written while Prometheus watches, so the rules see it as a rate, not a start value.
+    let mut healthy = Flows::new(FlowSpec {
+        start_ms: chrono::Utc::now().timestamp_millis() - 60_000,
+        mean_gap_ms: 100,
+        ..FlowSpec::default()
     });
-    append(&log, failures);
+    append(&log, &server_log, &mut healthy, 400);
+    let has_logins = wait_for(Duration::from_secs(30), || {
+        let v = query(
+            prom_port,
+            "sum(rate(jans_authentications_total{kind=\"user\"}[5m])) > 0 and sum(rate(jans_authorization_requests_total[5m])) > 0",
+        );
+        (v["data"]["result"].as_array().map_or(0, Vec::len) > 0).then_some(())
+    });
+    assert!(
+        has_logins.is_some(),
+        "the rules never saw the healthy traffic as a rate"
+    );
+    // Eight evaluations after the logins were scraped: `for` is 5 s in this test.
+    let seen = chrono::Utc::now().timestamp_millis();
+    let evaluated = wait_for(Duration::from_secs(30), || {
+        (last_evaluation(prom_port) >= seen + 8_000).then_some(())
+    });
+    assert!(evaluated.is_some(), "rules not evaluated");
+    let quiet = query(prom_port, "ALERTS");
+    assert_eq!(
+        quiet["data"]["result"].as_array().map_or(0, Vec::len),
+        0,
+        "healthy flows raised alerts: {quiet}"
+    );
+    assert!(hook_bodies.lock().unwrap().is_empty());
+
+    // The burst: flows where 70 % of password attempts are wrong.
+    let mut burst = Flows::new(FlowSpec {
+        seed: 9,
+        start_ms: chrono::Utc::now().timestamp_millis(),
+        mean_gap_ms: 20,
+        wrong_password_ratio: 0.7,
+        ..FlowSpec::default()
+    });
+    append(&log, &server_log, &mut burst, 400);
+    let pending = wait_for(Duration::from_secs(60), || {
+        let v = query(
+            prom_port,
+            "ALERTS{alertname=\"JansAuthenticationFailureRatioHigh\"}",
+        );
+        (v["data"]["result"].as_array().map_or(0, Vec::len) > 0).then_some(())
+    });
+    assert!(pending.is_some(), "the login alert never went pending");
 
     let paged = wait_for(Duration::from_secs(90), || {
         let bodies = hook_bodies.lock().unwrap();
