@@ -219,3 +219,41 @@ fn a_stack_trace_between_two_logins_costs_nothing() {
         3.0
     );
 }
+
+/// Backfilling several files of other days at once interleaves their records; twins
+/// must still pair (a record clock across files would take them as alone).
+#[test]
+fn twins_pair_while_files_of_other_months_are_backfilled_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut want: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut paths = Vec::new();
+    // The newer month first: files are read in the order they were created.
+    for (i, start) in [1_793_491_200_000i64, 1_790_812_800_000].iter().enumerate() {
+        let mut flows = Flows::new(FlowSpec {
+            seed: 20 + i as u64,
+            start_ms: *start,
+            ..FlowSpec::default()
+        });
+        let (mut audit, mut server) = (Vec::new(), Vec::new());
+        for _ in 0..1500 {
+            let entries = flows.flow();
+            write_entries(&mut audit, &mut server, Layout::Text, &entries, 0, None).unwrap();
+        }
+        for (k, n) in &flows.truth.authorizations {
+            *want.entry(k).or_default() += n;
+        }
+        let path = dir.path().join(format!("jans-auth_audit-{i}.log"));
+        std::fs::write(&path, audit).unwrap();
+        paths.push(path);
+    }
+    let out = Command::new(BIN)
+        .arg("replay")
+        .args(&paths)
+        .output()
+        .unwrap();
+    let m = String::from_utf8(out.stdout).unwrap();
+    for (outcome, n) in want {
+        let series = format!("jans_authorization_requests_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(sample(&m, &series) as u64, n, "{series}");
+    }
+}

@@ -526,8 +526,7 @@ impl Store {
         if self.pairing.is_empty() {
             return 0;
         }
-        let newest = self.counters.last_record_ms.unwrap_or(i64::MIN);
-        let alone = self.pairing.expire(newest, self.clock_ms);
+        let alone = self.pairing.expire(self.clock_ms);
         self.counters.authorization_requests[AuthorizationOutcome::Error as usize] += alone;
         alone
     }
