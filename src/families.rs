@@ -89,7 +89,7 @@ families! {
     AUTHORIZATION_REQUESTS: Counter "jans_authorization_requests" None, ["outcome"],
         "Authorization requests by what their USER_AUTHORIZATION records mean: success (code or token issued), interaction (a redirect to a login or consent page: two identical records), error (a rejection: one record)";
     AUTHENTICATIONS: Counter "jans_authentications" None, ["kind", "outcome"],
-        "Authentications the server log reports; kind user is an interactive login, service a non-interactive check, client a client authentication, unknown an older build's line that does not say";
+        "Authentications the server log (jans-auth.log) reports, zero while only the audit log is followed; kind user is an interactive login, service a non-interactive check, client a client authentication, unknown an older build's line that does not say";
     SERVER_LOG_MESSAGES: Counter "jans_server_log_messages" None, ["level"],
         "Events of the auth server's own log (jans-auth.log) by level";
     RECORDS: Counter "jans_exporter_records" None, ["format"],

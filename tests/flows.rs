@@ -257,3 +257,56 @@ fn twins_pair_while_files_of_other_months_are_backfilled_together() {
         assert_eq!(sample(&m, &series) as u64, n, "{series}");
     }
 }
+
+#[test]
+fn the_landing_page_says_which_logs_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("jans-auth.log");
+    std::fs::write(
+        &server,
+        "2026-11-23 19:40:35,230 INFO  [qtp-60]  [io.jans.as.server.auth.Authenticator] (Authenticator.java:215) - Authentication success for User: 'jdoe'\n",
+    )
+    .unwrap();
+    let exporter = Exporter::start(&write_config(dir.path(), &[server], ""));
+    exporter.wait_ready();
+    let page = exporter.get("/", &[]).text();
+    assert!(
+        page.contains("Audit log: 0 records read. Server log (jans-auth.log): 1 events read."),
+        "{page}"
+    );
+}
+
+/// The README's sample is what the bundled example logs really give.
+#[test]
+fn the_readme_sample_is_what_the_bundled_logs_give() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let sample_block = readme
+        .split("## A sample of /metrics")
+        .nth(1)
+        .and_then(|s| s.split("```\n").nth(1))
+        .unwrap();
+    let logs: Vec<_> = std::fs::read_dir(format!("{root}/examples/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let out = Command::new(BIN)
+        .arg("replay")
+        .args(&logs)
+        .output()
+        .unwrap();
+    let served = samples(&String::from_utf8(out.stdout).unwrap());
+    let lines: Vec<&str> = sample_block
+        .lines()
+        .filter(|l| l.starts_with("jans_"))
+        .collect();
+    assert!(lines.len() > 10);
+    for line in lines {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert_eq!(
+            served.get(series),
+            Some(&value.parse().unwrap()),
+            "{series}"
+        );
+    }
+}

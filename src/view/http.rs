@@ -157,8 +157,18 @@ impl HttpApp {
 
     fn landing(&self) -> Response<Body> {
         let version = env!("CARGO_PKG_VERSION");
+        let c = self.published.load().counters.clone();
+        let audit: u64 = c.audit.iter().flatten().sum();
+        let server: u64 = c.server_log_messages.iter().sum();
+        // Say plainly what is missing: without the server log there are no login
+        // outcomes at all, since a wrong password writes no audit record.
+        let sources = if server == 0 {
+            format!("<p>Audit log: {audit} records read. <strong>Server log (jans-auth.log): nothing read.</strong> Login outcomes (<code>jans_authentications_total</code>) and the login-failure alert need it: a wrong password writes no audit record. Add it to <code>logs.paths</code>; in the official containers set <code>\"auth_log_target\": \"FILE\"</code> in <code>CN_AUTH_APP_LOGGERS</code>.</p>\n")
+        } else {
+            format!("<p>Audit log: {audit} records read. Server log (jans-auth.log): {server} events read.</p>\n")
+        };
         let body = format!(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>jans-exporter</title></head>\n<body>\n<h1>jans-exporter {version}</h1>\n<p>Prometheus exporter sidecar for the Janssen auth server.</p>\n<ul>\n<li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n<li><a href=\"/healthz\">/healthz</a> (alive)</li>\n<li><a href=\"/readyz\">/readyz</a> (first pass over the logs done)</li>\n</ul>\n</body></html>\n"
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>jans-exporter</title></head>\n<body>\n<h1>jans-exporter {version}</h1>\n<p>Prometheus exporter sidecar for the Janssen auth server.</p>\n{sources}<ul>\n<li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n<li><a href=\"/healthz\">/healthz</a> (alive)</li>\n<li><a href=\"/readyz\">/readyz</a> (first pass over the logs done)</li>\n</ul>\n</body></html>\n"
         );
         response(StatusCode::OK, "text/html; charset=utf-8", body)
     }
