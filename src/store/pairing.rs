@@ -203,7 +203,7 @@ mod tests {
         before.record(7, 100, 0);
         let mut after = Pairing::import(&before.export(), 50_000);
         assert_eq!(
-            after.expire(100, 50_000),
+            after.expire(50_000),
             0,
             "a fresh wall window after the restart"
         );
