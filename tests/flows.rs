@@ -310,3 +310,30 @@ fn the_readme_sample_is_what_the_bundled_logs_give() {
         );
     }
 }
+
+/// The reference: with a JMS broker configured the audit file may hold JMS error stack
+/// traces. A file that starts with one is detected as a server log, and its audit
+/// records must still all count.
+#[test]
+fn an_audit_log_that_starts_with_a_stack_trace_loses_no_record() {
+    use jans_exporter::generate::{write_record, Generator, Spec, Truth, DEFAULT_ACTIVE};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("jans-auth_audit.log");
+    let mut bytes = b"2026-11-01 00:00:00,001 ERROR [pool-4-thread-1]  [io.jans.as.server.audit.ApplicationAuditLogger] (ApplicationAuditLogger.java:120) - Can't send message to JMS\n\
+        javax.jms.JMSException: Could not connect to broker URL\n\
+        \tat org.apache.activemq.util.JMSExceptionSupport.create(JMSExceptionSupport.java:36)\n"
+        .to_vec();
+    let mut truth = Truth::default();
+    for r in Generator::new(Spec::default()).take(300) {
+        truth.observe(&r, &DEFAULT_ACTIVE);
+        write_record(&mut bytes, Layout::Text, &r, 0).unwrap();
+    }
+    std::fs::write(&log, bytes).unwrap();
+    let out = Command::new(BIN).arg("replay").arg(&log).output().unwrap();
+    let m = String::from_utf8(out.stdout).unwrap();
+    assert_exact(&m, &truth);
+    assert_eq!(
+        sample(&m, "jans_server_log_messages_total{level=\"ERROR\"}"),
+        1.0
+    );
+}

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use chrono::NaiveDateTime;
 
 use super::jans_audit_text::{timestamp_prefix_len, TIMESTAMP_SHAPE};
-use super::{parse_server_message, LineStart, RecordFormat};
+use super::{parse_audit_record, parse_server_message, LineStart, RecordFormat};
 use crate::event::{Event, FormatId, LineTime, LogLevel, MalformedReason};
 
 pub struct JansServerText;
@@ -59,10 +59,16 @@ impl RecordFormat for JansServerText {
     fn line_start(&self, line: &[u8], complete: bool) -> LineStart {
         let matched = timestamp_prefix_len(line);
         if matched == TIMESTAMP_SHAPE.len() {
-            if complete || line.len() >= MAX_LINE {
-                LineStart::Line
-            } else {
-                LineStart::NeedMore
+            if !complete && line.len() < MAX_LINE {
+                return LineStart::NeedMore;
+            }
+            // An audit record in a file whose first line was not one (an audit log that
+            // starts with a JMS error, say): read it as the audit format would.
+            match memchr::memmem::find(line, MESSAGE_MARK) {
+                Some(at) if line.get(at + MESSAGE_MARK.len()) == Some(&b'{') => LineStart::Start {
+                    body_at: at + MESSAGE_MARK.len(),
+                },
+                _ => LineStart::Line,
             }
         } else if matched == line.len() && !complete {
             LineStart::NeedMore
@@ -71,7 +77,15 @@ impl RecordFormat for JansServerText {
         }
     }
 
-    fn parse(&self, line: &[u8], _: usize, format: FormatId) -> Result<Event, MalformedReason> {
+    fn parse(
+        &self,
+        line: &[u8],
+        body_at: usize,
+        format: FormatId,
+    ) -> Result<Event, MalformedReason> {
+        if body_at > 0 {
+            return parse_audit_record(&line[body_at..], format).map(Event::Audit);
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let stamp = &line[..TIMESTAMP_SHAPE.len().min(line.len())];
         let ms = local_ms(stamp).ok_or(MalformedReason::BadTimestamp)?;
@@ -141,6 +155,22 @@ mod tests {
             panic!()
         };
         assert_eq!(e.authentication.map(|a| a.kind), Some(AuthKind::User));
+    }
+
+    #[test]
+    fn an_audit_record_after_other_lines_is_still_an_audit_record() {
+        let header = b"2026-10-23 11:42:35,373 INFO  [02-42-AC-11-00-03] [pool-4-thread-5]  [io.jans.as.server.audit.ApplicationAuditLogger] (ApplicationAuditLogger.java:178) - {";
+        let LineStart::Start { body_at } = JansServerText.line_start(header, true) else {
+            panic!("not a record start");
+        };
+        let mut record = header.to_vec();
+        record.extend_from_slice(
+            b"\n  \"action\" : \"TOKEN_REQUEST\",\n  \"timestamp\" : 5,\n  \"success\" : true\n}",
+        );
+        assert!(matches!(
+            JansServerText.parse(&record, body_at, 2),
+            Ok(Event::Audit(_))
+        ));
     }
 
     #[test]
