@@ -131,9 +131,10 @@ pub struct AuditEvent {
     pub timestamp_ms: i64,
     /// Present when the record names a user.
     pub user: Option<UserKey>,
-    /// For a USER_AUTHORIZATION record with `success=false`: XXH3-64 of its timestamp,
-    /// ip, client, username and scope. A redirect to a login or consent page writes two
-    /// identical records (reference §1), so two records with one key are one redirect.
+    /// For a USER_AUTHORIZATION record with `success=false`: XXH3-64 of its JSON body
+    /// (timestamp, ip, client, username and scope included). A redirect to a login or
+    /// consent page writes one object twice (reference §1): two records with one key
+    /// are one redirect.
     pub pair_key: Option<u64>,
 }
 

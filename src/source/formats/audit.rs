@@ -3,13 +3,11 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::event::{Action, AuditEvent, FormatId, MalformedReason, UserKey};
 
-/// Only the keys the figures need. `ip`, `clientId` and `scope` are kept as raw JSON
-/// text, only to tell the two identical records of a redirect apart from others; they
-/// are hashed and never reach a label.
+/// Only the keys the figures need; `ip`, `scope`, `clientId` and the rest are skipped
+/// unread so they can never reach a label.
 #[derive(Deserialize)]
 struct RawAudit<'a> {
     #[serde(borrow)]
@@ -20,24 +18,6 @@ struct RawAudit<'a> {
     /// The docs call it `isSuccess`; the code writes `success`.
     #[serde(alias = "isSuccess")]
     success: Option<bool>,
-    #[serde(borrow, default)]
-    ip: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "clientId")]
-    client_id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    scope: Option<&'a RawValue>,
-}
-
-/// The identity of a USER_AUTHORIZATION record: the redirect's two records share it.
-fn pair_key(raw: &RawAudit, timestamp_ms: i64) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&timestamp_ms.to_le_bytes());
-    for part in [raw.ip, raw.client_id, raw.scope] {
-        h.update(part.map_or(b"null".as_slice(), |v| v.get().as_bytes()));
-        h.update(&[0xff]);
-    }
-    h.update(raw.username.as_deref().unwrap_or("\u{0}null").as_bytes());
-    h.digest()
 }
 
 /// Parses an audit record's JSON object into an event.
@@ -59,8 +39,11 @@ pub fn parse_audit_record(json: &[u8], format: FormatId) -> Result<AuditEvent, M
         .filter(|u| !u.is_empty())
         .map(UserKey::of);
     let action = Action::from_name(action);
+    // The redirect's two records are one object written twice by one logger: the same
+    // bytes (timestamp, ip, client, user and scope included). Hashing the body costs
+    // nothing on the other records.
     let pair_key =
-        (action == Action::UserAuthorization && !success).then(|| pair_key(&raw, timestamp_ms));
+        (action == Action::UserAuthorization && !success).then(|| xxhash_rust::xxh3::xxh3_64(json));
     Ok(AuditEvent {
         format,
         action,
