@@ -81,9 +81,38 @@ fn the_full_version_2_snapshot_loads_every_figure_and_survives_a_resave() {
         "jans_exporter_records_future_total",
         "jans_upstream_errors_total{endpoint=\"introspection\",reason=\"auth\"}",
         "jans_upstream_request_duration_seconds_count{endpoint=\"introspection\"}",
+        "jans_authorization_requests_total{outcome=\"interaction\"}",
+        "jans_authentications_total{kind=\"user\",outcome=\"success\"}",
+        "jans_authentications_total{kind=\"unknown\",outcome=\"failure\"}",
+        "jans_server_log_messages_total{level=\"ERROR\"}",
     ] {
         assert!(reference[must] > 0.0, "{must} is empty in the fixture");
     }
+    // The USER_AUTHORIZATION failure saved while waiting for its twin still pairs.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/state-v2-full.json"
+        ),
+        dir.path().join("state.json"),
+    )
+    .unwrap();
+    let Loaded::Snapshot(p) = StateFile::new(dir.path()).load() else {
+        panic!("the version 2 fixture did not load")
+    };
+    assert_eq!(p.pending.authorizations.len(), 1);
+    let (twin, at) = p.pending.authorizations[0];
+    let mut store = Store::restore(config(), &p);
+    store.apply_event(&Event::Audit(jans_exporter::event::AuditEvent {
+        format: 0,
+        action: Action::UserAuthorization,
+        success: false,
+        timestamp_ms: at,
+        user: None,
+        pair_key: Some(twin),
+    }));
+    assert_eq!(store.counters().authorization_requests, [1, 2, 0]);
 }
 
 fn loads_every_figure_and_survives_a_resave(fixture: &str, reference: &str) {
