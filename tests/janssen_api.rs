@@ -165,6 +165,95 @@ fn every_authorization_failure_answers_like_upstream_and_never_200() {
     assert!(serde_json::from_slice::<serde_json::Value>(&down.body).unwrap()["error"].is_string());
 }
 
+/// Real callers hold tokens other clients obtained (the Admin UI, a reporting job):
+/// Janssen only lets the sidecar introspect those with its own Bearer token.
+#[test]
+fn tokens_of_other_clients_any_scheme_case_and_array_scopes_are_read_as_janssen_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeJanssen::start();
+    fake.mint("reporting-job", "openid jans_stat", 300);
+    fake.mint("no-scope", "openid profile", 300);
+    let e = start(dir.path(), &fake, "");
+    let (_, cur) = months_to_poll(chrono::Utc::now());
+    let q = format!("month={cur}");
+    let with = |header: &str| {
+        http(
+            e.addr,
+            "GET",
+            &format!("{STAT}?{q}"),
+            &[("Authorization", header)],
+            b"",
+        )
+        .unwrap()
+    };
+    let ok = with("Bearer reporting-job");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let no_scope = with("Bearer no-scope");
+    assert_eq!(
+        (no_scope.status, reason(&no_scope).as_str()),
+        (401, "jans_stat scope is required for token.")
+    );
+    for header in [
+        "bearer reporting-job",
+        "BEARER reporting-job",
+        "Bearer   reporting-job  ",
+    ] {
+        assert_eq!(with(header).status, 200, "{header}");
+    }
+
+    // The server keeps the old array format for scopes.
+    fake.with(|s| s.scopes_as_array = true);
+    fake.mint("array-scoped", "openid jans_stat", 300);
+    fake.mint("array-no-scope", "openid jans_stat_reader", 300);
+    assert_eq!(with("Bearer array-scoped").status, 200);
+    assert_eq!(with("Bearer array-no-scope").status, 401);
+}
+
+/// A refusal of the sidecar's own credentials is the sidecar's problem: 503 naming
+/// the cause, never a 401 that blames the caller, never a 200.
+#[test]
+fn introspection_refusing_the_sidecar_is_a_503_that_names_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeJanssen::start();
+    fake.mint("reporting-job", "openid jans_stat", 300);
+    fake.with(|s| s.introspection_refuses = true);
+    let e = start(dir.path(), &fake, "");
+    let (_, cur) = months_to_poll(chrono::Utc::now());
+    let r = stat(&e, &format!("month={cur}"), Some("reporting-job"));
+    assert_eq!(r.status, 503, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("refused the sidecar's own credentials")),
+        "{v}"
+    );
+    let counted = wait_for(std::time::Duration::from_secs(10), || {
+        let m = e.metrics();
+        (samples(&m)
+            .get("jans_upstream_errors_total{endpoint=\"introspection\",reason=\"auth\"}")
+            .copied()
+            .unwrap_or(0.0)
+            >= 1.0)
+            .then_some(())
+    });
+    assert!(counted.is_some(), "the refusal is counted");
+    assert_eq!(
+        e.log_text()
+            .matches("refused the sidecar's credentials")
+            .count(),
+        1,
+        "logged once, clearly"
+    );
+    let _ = stat(&e, &format!("month={cur}"), Some("another"));
+    assert!(
+        e.log_text()
+            .matches("refused the sidecar's credentials")
+            .count()
+            <= 1
+    );
+}
+
 #[test]
 fn answers_from_own_figures_in_both_shapes_get_and_post_and_openmetrics_that_prometheus_parses() {
     let dir = tempfile::tempdir().unwrap();

@@ -346,7 +346,8 @@ impl Client {
                 let request = self.http.post(&token_endpoint);
                 let request = match self.method {
                     TokenAuthMethod::ClientSecretBasic => {
-                        request.basic_auth(&client_id, Some(&secret)).form(&form)
+                        let (id, secret) = basic_credentials(&client_id, &secret);
+                        request.basic_auth(id, Some(secret)).form(&form)
                     }
                     TokenAuthMethod::ClientSecretPost => {
                         let mut fields = form.to_vec();
@@ -394,31 +395,51 @@ impl Client {
 }
 
 impl Client {
-    /// RFC 7662 introspection of `token`, authenticating as this client (Basic); timed
-    /// and recorded like every other upstream call.
+    /// RFC 7662 introspection of `token`, authenticating with this client's own access
+    /// token (`Bearer`): Janssen lets a client authenticated with `Basic` introspect only
+    /// tokens issued to itself, and every caller of the stat endpoint holds a token of
+    /// another client (reference §4). A 401 refreshes the sidecar's token and retries
+    /// once; a second refusal is the sidecar's own misconfiguration (`Auth`). Timed and
+    /// recorded like every other upstream call.
     pub async fn introspect(&self, token: &str) -> Result<serde_json::Value, ErrorReason> {
         let mut events = Vec::new();
         let result = async {
             let (_, introspection) = self.endpoints(&mut events).await?;
             let url = introspection.ok_or(ErrorReason::Decode)?;
-            let client_id = self.client_id.clone().ok_or(ErrorReason::Auth)?;
-            let secret = self.secret.get().await.ok_or(ErrorReason::Auth)?;
-            let request = self
-                .http
-                .post(url)
-                .basic_auth(client_id, Some(secret))
-                .form(&[("token", token)]);
-            self.timed(
-                Endpoint::Introspection,
-                &mut events,
-                self.fetch_json(request),
-            )
-            .await
+            let mut own = self.token(&mut events, None).await?;
+            for attempt in 0..2 {
+                let request = self
+                    .http
+                    .post(&url)
+                    .bearer_auth(&own)
+                    .form(&[("token", token)]);
+                match self
+                    .timed(
+                        Endpoint::Introspection,
+                        &mut events,
+                        self.fetch_json(request),
+                    )
+                    .await
+                {
+                    Err(ErrorReason::Auth) if attempt == 0 => {
+                        own = self.token(&mut events, Some(&own)).await?;
+                    }
+                    other => return other,
+                }
+            }
+            Err(ErrorReason::Auth)
         }
         .await;
         self.record(events);
         result
     }
+}
+
+/// `Basic` credentials as RFC 6749 §2.3.1 wants them: id and secret form-encoded before
+/// base64 (Janssen URL-decodes both, so a secret with `+`, `%` or `:` would not match).
+fn basic_credentials(client_id: &str, secret: &str) -> (String, String) {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    (enc(client_id), enc(secret))
 }
 
 /// Delay after `failures` consecutive failures: the interval when healthy, else
@@ -486,6 +507,14 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_encoded_first() {
+        assert_eq!(
+            basic_credentials("2201.8c1a", "a+b%c:d e/f"),
+            ("2201.8c1a".to_string(), "a%2Bb%25c%3Ad+e%2Ff".to_string())
+        );
+    }
 
     #[test]
     fn backoff_grows_exponentially_up_to_the_interval_with_jitter() {

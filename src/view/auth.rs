@@ -23,9 +23,15 @@ pub enum Decision {
     Allow,
     /// 401 with this reason.
     Deny(String),
-    /// The check itself could not be made: 503, never a 200.
-    Unavailable,
+    /// The check itself could not be made: 503 naming the cause, never a 200, and
+    /// never a 401 that would blame the caller's token.
+    Unavailable(String),
 }
+
+/// Why a token could not be checked, for the caller's 503.
+pub const RATE_LIMITED: &str = "cannot check the token: too many introspection calls";
+pub const UNREACHABLE: &str = "cannot check the token: the introspection endpoint did not answer";
+pub const REFUSED: &str = "cannot check the token: the auth server refused the sidecar's own credentials at its token or introspection endpoint (upstream.client_id, client secret, or the client's grant types and scopes); see the sidecar's log";
 
 pub trait Authorizer: Send + Sync {
     fn check<'a>(&'a self, token: &'a str) -> Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
@@ -131,6 +137,8 @@ pub struct Introspection {
     cache: Mutex<HashMap<Digest32, (Instant, Decision)>>,
     pending: Mutex<HashMap<Digest32, Pending>>,
     bucket: Mutex<Bucket>,
+    /// The refusal of the sidecar's own credentials was logged.
+    refused_logged: std::sync::atomic::AtomicBool,
 }
 
 /// Whether `scopes` (space-separated) holds `wanted` as a whole word. Upstream tests a
@@ -149,11 +157,17 @@ pub fn decide(answer: &serde_json::Value, scope: &str, now_s: i64) -> (Decision,
     if exp.is_some_and(|e| e <= now_s) {
         return (Decision::Deny(EXPIRED.into()), NEGATIVE_TTL);
     }
-    let scopes = answer
-        .get("scope")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("");
-    if !has_scope(scopes, scope) {
+    // A space-joined string, or an array when the server keeps the old format
+    // (`introspectionResponseScopesBackwardCompatibility`).
+    let granted = match answer.get("scope") {
+        Some(serde_json::Value::String(s)) => has_scope(s, scope),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .any(|s| has_scope(s, scope)),
+        _ => false,
+    };
+    if !granted {
         return (
             Decision::Deny(format!("{scope} scope is required for token.")),
             NEGATIVE_TTL,
@@ -176,6 +190,7 @@ impl Introspection {
                 tokens: BURST,
                 at: Instant::now(),
             }),
+            refused_logged: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -220,7 +235,7 @@ impl Introspection {
 
     async fn ask(&self, key: Digest32, token: &str) -> Decision {
         if !self.take_call_slot() {
-            return Decision::Unavailable;
+            return Decision::Unavailable(RATE_LIMITED.into());
         }
         match self.client.introspect(token).await {
             Ok(answer) => {
@@ -228,9 +243,19 @@ impl Introspection {
                 self.remember(key, &decision, ttl);
                 decision
             }
+            Err(crate::event::ErrorReason::Auth) => {
+                // The sidecar's own setup is wrong: say so loudly once, not per request.
+                if !self
+                    .refused_logged
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::error!("the auth server refused the sidecar's credentials for introspection; the stat endpoint answers 503 until upstream.client_id and its secret are fixed (the client needs the client_credentials grant)");
+                }
+                Decision::Unavailable(REFUSED.into())
+            }
             Err(reason) => {
                 tracing::warn!(reason = reason.as_str(), "token introspection failed");
-                Decision::Unavailable
+                Decision::Unavailable(UNREACHABLE.into())
             }
         }
     }
@@ -259,7 +284,7 @@ impl Authorizer for Introspection {
             // One introspection call per token at a time; concurrent requests share it.
             let cell = match self.pending.lock() {
                 Ok(mut pending) => Arc::clone(pending.entry(key).or_default()),
-                Err(_) => return Decision::Unavailable,
+                Err(_) => return Decision::Unavailable(UNREACHABLE.into()),
             };
             // Removed when this request ends, answered or cancelled (a client that hangs
             // up mid-call must not leave an entry behind): the map holds only requests in
@@ -277,6 +302,24 @@ impl Authorizer for Introspection {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn scopes_as_a_string_or_an_array() {
+        let now = 1_000;
+        let with = |scope: serde_json::Value| {
+            decide(
+                &json!({"active": true, "scope": scope, "exp": now + 60}),
+                "jans_stat",
+                now,
+            )
+            .0
+        };
+        assert_eq!(with(json!("openid jans_stat")), Decision::Allow);
+        assert_eq!(with(json!(["openid", "jans_stat"])), Decision::Allow);
+        assert_ne!(with(json!(["openid", "jans_stat_reader"])), Decision::Allow);
+        assert_ne!(with(json!(null)), Decision::Allow);
+        assert_ne!(with(json!(7)), Decision::Allow);
+    }
 
     #[test]
     fn introspection_answers_map_to_upstream_reasons() {

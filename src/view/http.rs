@@ -222,6 +222,14 @@ fn unavailable(why: &str) -> Response<Body> {
     json_answer(503, body)
 }
 
+/// The token of an `Authorization: Bearer <token>` header: the scheme in any case and
+/// the token trimmed, as upstream reads it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 impl HttpApp {
     /// `GET|POST /jans-auth/restv1/internal/stat`, checked in upstream's order:
     /// authorization (401), then months (400).
@@ -248,9 +256,7 @@ impl HttpApp {
             .headers
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
+            .and_then(bearer_token);
         let Some(token) = bearer else {
             let a = janssen_stat::unauthorized(auth::NO_GRANT);
             return json_answer(a.status, a.body);
@@ -266,11 +272,7 @@ impl HttpApp {
                 let a = janssen_stat::unauthorized(&reason);
                 return json_answer(a.status, a.body);
             }
-            Decision::Unavailable => {
-                return unavailable(
-                    "cannot check the token: introspection is unreachable or rate limited",
-                )
-            }
+            Decision::Unavailable(why) => return unavailable(&why),
         }
         match janssen_stat::parse_query(&params) {
             Ok(query) => {
@@ -386,6 +388,20 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn the_bearer_scheme_in_any_case_and_a_trimmed_token() {
+        for (header, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer ", None),
+            ("Bearerabc", None),
+        ] {
+            assert_eq!(bearer_token(header), want, "{header}");
+        }
     }
 
     #[test]

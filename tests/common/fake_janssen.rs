@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 
 pub const CLIENT_ID: &str = "1800.df1bb233-10b8-40ed-bbb9-07da50892a35";
 pub const CLIENT_SECRET: &str = "s3cr3t-123456";
+/// The client an API caller's token was issued to (the Admin UI, a reporting job).
+pub const OTHER_CLIENT_ID: &str = "2201.8c1a6c3e-5b0e-4a8f-9a3e-0d1f1b2c3d4e";
 
 /// grant type → token type → count, as the stat endpoint nests them.
 pub type GrantCounts = BTreeMap<String, BTreeMap<String, u64>>;
@@ -56,6 +58,11 @@ pub struct State {
     /// Tokens of API clients the exporter must introspect: token → (scope, exp seconds).
     pub user_tokens: HashMap<String, (String, i64)>,
     pub introspections: u32,
+    /// Introspection answers `scope` as a JSON array
+    /// (`introspectionResponseScopesBackwardCompatibility`).
+    pub scopes_as_array: bool,
+    /// Introspection refuses the sidecar whatever it sends (a misconfigured client).
+    pub introspection_refuses: bool,
 }
 
 pub struct FakeJanssen {
@@ -184,34 +191,72 @@ impl State {
         json_response(200, json!({"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl, "scope": scope}).to_string(), "application/json")
     }
 
-    /// RFC 7662, authenticated with the exporter's client credentials (Basic).
+    /// RFC 7662 as Janssen decides it (reference §4): a caller authenticated with its own
+    /// access token (`Bearer`) may introspect any token; one authenticated with `Basic`
+    /// client credentials only the tokens issued to itself, anything else is a 401.
     fn introspect(
         &mut self,
         headers: &hyper::HeaderMap,
         form: &[(String, String)],
     ) -> Response<Full<Bytes>> {
-        let creds = headers
+        let auth = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(base64_engine::decode_basic);
-        if creds != Some((CLIENT_ID.to_string(), CLIENT_SECRET.to_string())) {
-            return json_response(401, r#"{"error":"invalid_client"}"#, "application/json");
+            .unwrap_or("");
+        let refused = || {
+            json_response(
+                401,
+                r#"{"error":"invalid_client","error_description":"Client authentication failed."}"#,
+                "application/json",
+            )
+        };
+        if self.introspection_refuses {
+            return refused();
         }
-        self.introspections += 1;
         let token = form
             .iter()
             .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        let body = match self.user_tokens.get(token) {
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let own_tokens_only = if let Some(bearer) = auth.strip_prefix("Bearer ") {
+            match self.tokens.get(bearer) {
+                Some((_, until)) if Instant::now() < *until => false,
+                _ => return refused(),
+            }
+        } else if let Some(basic) = auth.strip_prefix("Basic ") {
+            if base64_engine::decode_basic(basic)
+                != Some((CLIENT_ID.to_string(), CLIENT_SECRET.to_string()))
+            {
+                return refused();
+            }
+            true
+        } else {
+            return refused();
+        };
+        self.introspections += 1;
+        let issued_to_caller = self.tokens.contains_key(&token);
+        if own_tokens_only && !issued_to_caller {
+            return json_response(
+                401,
+                r#"{"error":"invalid_token","error_description":"Authorization grant is null."}"#,
+                "application/json",
+            );
+        }
+        let scope_value = |scope: &str| -> Value {
+            if self.scopes_as_array {
+                json!(scope.split_whitespace().collect::<Vec<_>>())
+            } else {
+                json!(scope)
+            }
+        };
+        let body = match self.user_tokens.get(&token) {
             Some((scope, exp)) => {
-                json!({"active": true, "scope": scope, "client_id": CLIENT_ID, "username": null, "token_type": "Bearer",
-                "exp": exp, "iat": exp - 300, "sub": "", "aud": CLIENT_ID, "iss": self.base, "jti": null, "acr_values": null, "nbf": null, "cnf": null})
+                json!({"active": true, "scope": scope_value(scope), "client_id": OTHER_CLIENT_ID, "username": null, "token_type": "Bearer",
+                "exp": exp, "iat": exp - 300, "sub": "", "aud": OTHER_CLIENT_ID, "iss": self.base, "jti": null, "acr": null, "nbf": null, "cnf": null})
             }
             None => {
                 json!({"active": false, "scope": null, "client_id": null, "username": null, "token_type": null, "exp": null, "iat": null,
-                "sub": null, "aud": null, "iss": null, "jti": null, "acr_values": null, "nbf": null, "cnf": null})
+                "sub": null, "aud": null, "iss": null, "jti": null, "acr": null, "nbf": null, "cnf": null})
             }
         };
         json_response(200, body.to_string(), "application/json")
@@ -389,6 +434,8 @@ impl FakeJanssen {
             requests: Vec::new(),
             user_tokens: HashMap::new(),
             introspections: 0,
+            scopes_as_array: false,
+            introspection_refuses: false,
         }));
         let shared = Arc::clone(&state);
         runtime.spawn(async move {
