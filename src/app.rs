@@ -349,6 +349,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         stat_auth: stat_authorizer(&config, client.as_ref())?,
         health_stale_after: config.upstream.health_interval * 3,
         compat_slots: tokio::sync::Semaphore::new(64),
+        error_reason: config.api.error_reason,
     });
     let signal_cancel = cancel.clone();
     tokio::spawn(async move {

@@ -66,6 +66,9 @@ pub struct ApiConfig {
     /// introspection, for standalone or demo setups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_tokens_file: Option<PathBuf>,
+    /// Error bodies carry upstream's `reason` (its `errorReasonEnabled`, off by default).
+    #[serde(default)]
+    pub error_reason: bool,
 }
 
 /// A secret: never printed. Accepts numbers too (figment reads `123456` from the

@@ -37,10 +37,16 @@ fn recent_log(dir: &Path) -> (std::path::PathBuf, Truth) {
     (path, truth)
 }
 
+/// An exporter polling `fake`, with `reason` in error bodies (upstream's
+/// `errorReasonEnabled`) so the tests can tell the 401s apart.
 fn start(dir: &Path, fake: &FakeJanssen, extra: &str) -> Exporter {
+    start_with_reason(dir, fake, extra, true)
+}
+
+fn start_with_reason(dir: &Path, fake: &FakeJanssen, extra: &str, reason: bool) -> Exporter {
     let (log, _) = recent_log(dir);
     let cfg = format!(
-        "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"1s\"\nhealth_interval = \"1s\"\nfido2_interval = \"0s\"\ntimeout = \"500ms\"\n{extra}",
+        "[api]\nerror_reason = {reason}\n[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"1s\"\nhealth_interval = \"1s\"\nfido2_interval = \"0s\"\ntimeout = \"500ms\"\n{extra}",
         fake.base()
     );
     let e = Exporter::start(&write_config(dir, &[log], &cfg));
@@ -207,6 +213,53 @@ fn tokens_of_other_clients_any_scheme_case_and_array_scopes_are_read_as_janssen_
     fake.mint("array-no-scope", "openid jans_stat_reader", 300);
     assert_eq!(with("Bearer array-scoped").status, 200);
     assert_eq!(with("Bearer array-no-scope").status, 401);
+}
+
+/// Upstream's defaults a client could notice: no `reason` unless enabled, a POST reads
+/// its form only, a six-digit month that is no real month is 200 with no data.
+#[test]
+fn error_reasons_posts_and_odd_months_answer_as_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeJanssen::start();
+    fake.mint("reporting-job", "openid jans_stat", 300);
+    let e = start_with_reason(dir.path(), &fake, "", false);
+    let denied = stat(&e, "month=202611", Some("unknown"));
+    assert_eq!(denied.status, 401);
+    let v: serde_json::Value = serde_json::from_slice(&denied.body).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"error": "access_denied", "error_description": "access_denied"}),
+        "no reason by default"
+    );
+    let odd = stat(&e, "month=202613", Some("reporting-job"));
+    assert_eq!(
+        (odd.status, odd.text().as_str()),
+        (200, r#"{"response":[]}"#)
+    );
+    // A POST with its month in the query only: the form has none, so 400.
+    let auth = [
+        ("Authorization", "Bearer reporting-job"),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let (_, cur) = months_to_poll(chrono::Utc::now());
+    let post = http(
+        e.addr,
+        "POST",
+        &format!("{STAT}?month={cur}"),
+        &auth,
+        b"format=jsonmonth",
+    )
+    .unwrap();
+    assert_eq!(post.status, 400, "{}", post.text());
+    let post = http(
+        e.addr,
+        "POST",
+        STAT,
+        &auth,
+        format!("month={cur}").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(post.status, 200, "{}", post.text());
 }
 
 /// A refusal of the sidecar's own credentials is the sidecar's problem: 503 naming

@@ -47,6 +47,8 @@ pub struct HttpApp {
     pub health_stale_after: Duration,
     /// Janssen-compatible requests in flight at most; more get 503.
     pub compat_slots: Semaphore,
+    /// Error bodies carry `reason` (`api.error_reason`, upstream's `errorReasonEnabled`).
+    pub error_reason: bool,
 }
 
 /// Bodies of Janssen-compatible POSTs (a form of a few parameters) are at most this.
@@ -238,11 +240,13 @@ impl HttpApp {
             return unavailable("too many requests in flight");
         };
         let (parts, body) = req.into_parts();
-        let mut params: Vec<(String, String)> =
-            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        if parts.method == Method::POST {
+        // A GET reads the query, a POST its form body only, as upstream.
+        let mut params: Vec<(String, String)> = Vec::new();
+        if parts.method != Method::POST {
+            params.extend(
+                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned(),
+            );
+        } else {
             match Limited::new(body, MAX_FORM_BYTES).collect().await {
                 Ok(bytes) => params.extend(form_urlencoded::parse(&bytes.to_bytes()).into_owned()),
                 Err(_) => return json_answer(
@@ -259,7 +263,7 @@ impl HttpApp {
             .and_then(bearer_token);
         let Some(token) = bearer else {
             let a = janssen_stat::unauthorized(auth::NO_GRANT);
-            return json_answer(a.status, a.body);
+            return json_answer(a.status, a.body(self.error_reason));
         };
         let Some(authorizer) = &self.stat_auth else {
             return unavailable(
@@ -270,7 +274,7 @@ impl HttpApp {
             Decision::Allow => {}
             Decision::Deny(reason) => {
                 let a = janssen_stat::unauthorized(&reason);
-                return json_answer(a.status, a.body);
+                return json_answer(a.status, a.body(self.error_reason));
             }
             Decision::Unavailable(why) => return unavailable(&why),
         }
@@ -279,7 +283,7 @@ impl HttpApp {
                 let (content_type, body) = janssen_stat::render(&self.published.load(), &query);
                 response(StatusCode::OK, content_type, body)
             }
-            Err(a) => json_answer(a.status, a.body),
+            Err(a) => json_answer(a.status, a.body(self.error_reason)),
         }
     }
 

@@ -32,23 +32,38 @@ pub struct StatQuery {
     pub format: Format,
 }
 
-/// An error answer: HTTP status and body, shaped as upstream writes them (4-space indent).
+/// An error answer: HTTP status, `error`, `error_description` and upstream's `reason`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorAnswer {
     pub status: u16,
-    pub body: String,
+    pub error: String,
+    pub description: String,
+    pub reason: String,
+}
+
+impl ErrorAnswer {
+    /// The body as upstream writes it (4-space indent); `reason` only when the server's
+    /// `errorReasonEnabled` is on (`api.error_reason`), as upstream.
+    pub fn body(&self, with_reason: bool) -> String {
+        let mut value = json!({"error": self.error, "error_description": self.description});
+        if with_reason {
+            value["reason"] = json!(self.reason);
+        }
+        let mut out = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+        // Serialising a json! value into a Vec cannot fail.
+        let _ = serde::Serialize::serialize(&value, &mut ser);
+        String::from_utf8_lossy(&out).into_owned()
+    }
 }
 
 pub fn error_answer(status: u16, error: &str, description: &str, reason: &str) -> ErrorAnswer {
-    let value = json!({"error": error, "error_description": description, "reason": reason});
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    // Serialising a json! value into a Vec cannot fail.
-    let _ = serde::Serialize::serialize(&value, &mut ser);
     ErrorAnswer {
         status,
-        body: String::from_utf8_lossy(&out).into_owned(),
+        error: error.into(),
+        description: description.into(),
+        reason: reason.into(),
     }
 }
 
@@ -60,13 +75,18 @@ pub fn unauthorized(reason: &str) -> ErrorAnswer {
     error_answer(401, "access_denied", "access_denied", reason)
 }
 
-/// `yyyyMM` with a real month, as upstream parses it; anything else is skipped.
+/// Six digits, as upstream checks a month: nothing more, so `202613` is a month that
+/// simply has no data (a client sees 200, not 400). Anything else is skipped.
 fn parse_month(s: &str) -> Option<u32> {
     if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let m: u32 = s.parse().ok()?;
-    (1..=12).contains(&(m % 100)).then_some(m)
+    s.parse().ok()
+}
+
+/// Whether `m` is a real calendar month (`yyyyMM` with MM in 01..=12).
+fn is_real_month(m: u32) -> bool {
+    (1..=12).contains(&(m % 100))
 }
 
 fn next_month(m: u32) -> u32 {
@@ -77,16 +97,16 @@ fn next_month(m: u32) -> u32 {
     }
 }
 
-/// Reads `month`, `start-month`, `end-month` and `format` (query or form), in
-/// upstream's order of checks, after authorization.
+/// Reads `month`, `start-month`, `end-month` and `format` (the query of a GET, the
+/// form of a POST), in upstream's order of checks, after authorization. A repeated
+/// parameter counts once: the first, as upstream reads it.
 pub fn parse_query(params: &[(String, String)]) -> Result<StatQuery, ErrorAnswer> {
     let joined = |name: &str| {
-        let values: Vec<&str> = params
+        params
             .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect();
-        values.join(" ")
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     };
     let month = joined("month");
     let (start, end) = (joined("start-month"), joined("end-month"));
@@ -108,8 +128,10 @@ pub fn parse_query(params: &[(String, String)]) -> Result<StatQuery, ErrorAnswer
             }
         }
     } else if let (Some(mut m), Some(end)) = (parse_month(start.trim()), parse_month(end.trim())) {
-        // Upstream's range: inclusive, but start == end yields nothing.
-        if m < end {
+        // Upstream's range: inclusive, but start == end yields nothing. A range end that
+        // is not a real month fails upstream outside the validation; here it yields
+        // nothing rather than a walk through impossible months.
+        if m < end && is_real_month(m) && is_real_month(end) {
             while m <= end && months.len() <= MAX_MONTHS {
                 months.push(m);
                 m = next_month(m);
@@ -341,12 +363,19 @@ mod tests {
             "too many months"
         );
         assert!(err(&[("start-month", "202001"), ("end-month", "202612")])
-            .body
+            .reason
             .contains("At most 36 months"));
         assert_eq!(
-            ok(&[("month", "202611 2026 202613 202610 202611")]).unwrap(),
+            ok(&[("month", "202611 2026 20261x 202610 202611")]).unwrap(),
             vec![202611, 202610],
             "bad ones skipped"
+        );
+        // Six digits are a month to upstream: 202613 has no data, it is not an error.
+        assert_eq!(ok(&[("month", "202613")]).unwrap(), vec![202613]);
+        // A repeated parameter counts once: the first.
+        assert_eq!(
+            ok(&[("month", "202611"), ("month", "202610")]).unwrap(),
+            vec![202611]
         );
         assert_eq!(
             ok(&[("start-month", "202611"), ("end-month", "202702")]).unwrap(),
@@ -362,12 +391,19 @@ mod tests {
     #[test]
     fn error_bodies_are_shaped_like_upstream() {
         assert_eq!(
-            bad_request(REASON_PARAMS).body,
+            bad_request(REASON_PARAMS).body(true),
             sample("stat-error-400.json").trim_end()
         );
         assert_eq!(
-            unauthorized("jans_stat scope is required for token.").body,
+            unauthorized("jans_stat scope is required for token.").body(true),
             sample("stat-error-401.json").trim_end()
+        );
+        // Upstream's default (errorReasonEnabled off): no reason at all.
+        let plain: serde_json::Value =
+            serde_json::from_str(&unauthorized("Token expired.").body(false)).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({"error": "access_denied", "error_description": "access_denied"})
         );
     }
 
