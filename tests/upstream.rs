@@ -442,6 +442,48 @@ fn health_maps_to_up_db_online_and_starting() {
     wait_value(&exporter, "jans_auth_server_up", 0.0);
 }
 
+/// Plugin entries and an external script's reply: only `status` and `db_status` count,
+/// and a body without them is a decode error and not up, never a crash or a silent up.
+#[test]
+fn health_bodies_with_plugins_or_from_a_script_are_read_for_status_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeJanssen::start();
+    fake.with(|s| {
+        s.health_plugins = true;
+        s.health = ("running".into(), "offline".into());
+    });
+    let exporter = start(dir.path(), &fake, "");
+    let m = wait_value(&exporter, "jans_auth_server_db_online", 0.0);
+    assert_eq!(sample(&m, "jans_auth_server_up"), 0.0);
+    fake.with(|s| s.health = ("running".into(), "online".into()));
+    wait_value(&exporter, "jans_auth_server_up", 1.0);
+    // A script that answers its own shape.
+    fake.with(|s| {
+        s.health_body =
+            Some(r#"{"status": "running", "db_status": "online", "checks": [1, 2]}"#.into())
+    });
+    wait_value(&exporter, "jans_auth_server_up", 1.0);
+    for body in [r#"{"healthy": true}"#, "OK", r#"{"status": 1}"#] {
+        let before = value(
+            &exporter,
+            "jans_upstream_errors_total{endpoint=\"health\",reason=\"decode\"}",
+        )
+        .unwrap_or(0.0);
+        fake.with(|s| s.health_body = Some(body.into()));
+        wait_value(&exporter, "jans_auth_server_up", 0.0);
+        let counted = wait_for(Duration::from_secs(10), || {
+            let now = value(
+                &exporter,
+                "jans_upstream_errors_total{endpoint=\"health\",reason=\"decode\"}",
+            )?;
+            (now > before).then_some(())
+        });
+        assert!(counted.is_some(), "{body}: counted as a decode error");
+        fake.with(|s| s.health_body = None);
+        wait_value(&exporter, "jans_auth_server_up", 1.0);
+    }
+}
+
 #[test]
 fn a_mounted_secret_file_is_reread_when_it_changes_with_client_secret_post() {
     let dir = tempfile::tempdir().unwrap();

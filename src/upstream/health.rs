@@ -1,5 +1,8 @@
 //! `/jans-auth/sys/health-check` (reference §3): `{"status": "running"|"starting",
-//! "db_status": "online"|"offline", ...plugins}`, always HTTP 200.
+//! "db_status": "online"|"offline", ...plugins}`, always HTTP 200. Newer servers append
+//! one entry per plugin and an external health-check script's reply is the whole body:
+//! only `status` and `db_status` are read, the rest is ignored, and a body without a
+//! string `status` is a `decode` error (not up), never a crash or a silent "up".
 
 use std::sync::Arc;
 use std::time::Duration;

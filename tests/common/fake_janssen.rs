@@ -51,6 +51,10 @@ pub struct State {
     pub stat_cache: Option<Duration>,
     cache: HashMap<String, (Instant, String)>,
     pub health: (String, String),
+    /// Append plugin entries to the health-check body, as newer servers do.
+    pub health_plugins: bool,
+    /// The whole health-check body, as an external health-check script replies.
+    pub health_body: Option<String>,
     pub fido2_entries: Vec<Value>,
     pub fido2_up: bool,
     pub faults: HashMap<String, VecDeque<Fault>>,
@@ -384,11 +388,20 @@ async fn handle(
         "/jans-auth/restv1/internal/stat" => s.stat(&parts.headers, &params),
         "/jans-auth/sys/health-check" => {
             let (status, db) = s.health.clone();
-            json_response(
-                200,
-                format!("{{\"status\": \"{status}\", \"db_status\":\"{db}\"}}"),
-                "application/json",
-            )
+            // Newer servers append one entry per plugin; an external health-check
+            // script's reply replaces the whole body (reference §3).
+            let body = match &s.health_body {
+                Some(body) => body.clone(),
+                None => format!(
+                    "{{\"status\": \"{status}\", \"db_status\":\"{db}\"{}}}",
+                    if s.health_plugins {
+                        r#", "fido2": {"status": "running"}, "scim": {"status": "down", "error": "connect timed out"}"#
+                    } else {
+                        ""
+                    }
+                ),
+            };
+            json_response(200, body, "application/json")
         }
         "/jans-fido2/restv1/metrics/entries" => s.fido2_entries(&params),
         "/jans-fido2/restv1/metrics/health" => {
@@ -428,6 +441,8 @@ impl FakeJanssen {
             stat_cache: None,
             cache: HashMap::new(),
             health: ("running".into(), "online".into()),
+            health_plugins: false,
+            health_body: None,
             fido2_entries: Vec::new(),
             fido2_up: true,
             faults: HashMap::new(),
