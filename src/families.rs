@@ -164,6 +164,8 @@ families! {
         "Fallbacks from passkeys to another method (normalised; at most 10 methods, the rest other)";
     FIDO2_ACTIVE_USERS: Gauge "jans_fido2_active_users" None, ["period"],
         "Distinct users with a successful passkey registration or authentication in the current UTC day, ISO week and month";
+    FIDO2_SKIPPED_ENTRIES: Counter "jans_exporter_fido2_skipped_entries" None, ["reason"],
+        "FIDO2 entries that could not be read, by reason (bad_timestamp, malformed); never silently dropped";
     FIDO2_DUPLICATE_ENTRIES: Counter "jans_exporter_fido2_duplicate_entries" None, [],
         "FIDO2 entries received again (window overlap) and not counted twice";
 

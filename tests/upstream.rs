@@ -308,6 +308,87 @@ fn fido2_entry(
 
 const OPS: &str = "jans_fido2_operations_total";
 
+/// Every timestamp form the server has written is read, an unreadable entry is counted,
+/// and `/entries` answering 403 (metrics disabled) while `/health` says UP is not "up".
+#[test]
+fn fido2_timestamp_forms_unreadable_entries_and_disabled_metrics_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeJanssen::start();
+    let now = chrono::Utc::now();
+    let iso = (now - chrono::Duration::seconds(20))
+        .format("%Y-%m-%dT%H:%M:%S%.3f")
+        .to_string();
+    let t = now - chrono::Duration::seconds(10);
+    use chrono::{Datelike, Timelike};
+    let array = serde_json::json!([
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        0
+    ]);
+    fake.with(|s| {
+        let mut a = fido2_entry(
+            "a",
+            0,
+            "AUTHENTICATION",
+            "SUCCESS",
+            Some("platform"),
+            Some(900),
+            None,
+        );
+        a["timestamp"] = iso.clone().into();
+        let mut b = fido2_entry(
+            "b",
+            0,
+            "AUTHENTICATION",
+            "SUCCESS",
+            Some("platform"),
+            Some(700),
+            None,
+        );
+        b["timestamp"] = array.clone();
+        let mut c = fido2_entry(
+            "c",
+            0,
+            "AUTHENTICATION",
+            "SUCCESS",
+            Some("platform"),
+            None,
+            None,
+        );
+        c["timestamp"] = "yesterday".into();
+        s.fido2_entries = vec![a, b, c];
+    });
+    let exporter = start(dir.path(), &fake, "fido2_backfill = \"1h\"\n");
+    let series = format!(
+        "{OPS}{{operation=\"authentication\",status=\"success\",authenticator=\"platform\"}}"
+    );
+    let m = wait_value(&exporter, &series, 2.0);
+    assert_eq!(
+        sample(
+            &m,
+            "jans_exporter_fido2_skipped_entries_total{reason=\"bad_timestamp\"}"
+        ),
+        1.0
+    );
+    assert_eq!(sample(&m, "jans_fido2_up"), 1.0);
+    // Metrics disabled: /health still UP, /entries 403.
+    fake.fault(
+        "/jans-fido2/restv1/metrics/entries",
+        (0..50).map(|_| Fault::Status(403)),
+    );
+    let m = wait_value(&exporter, "jans_fido2_up", 0.0);
+    assert!(
+        sample(
+            &m,
+            "jans_upstream_errors_total{endpoint=\"fido2_entries\",reason=\"auth\"}"
+        ) >= 1.0
+    );
+}
+
 #[test]
 fn fido2_entries_are_counted_once_across_overlapping_windows_late_writes_and_restarts() {
     let dir = tempfile::tempdir().unwrap();

@@ -327,6 +327,10 @@ pub enum Event {
     },
     /// One FIDO2 metrics entry (de-duplicated by the store).
     Fido2(Fido2Entry),
+    /// A FIDO2 entry that could not be read (counted, never silently dropped).
+    Fido2Skipped {
+        reason: Fido2SkipReason,
+    },
     /// Every FIDO2 entry up to this time has been asked for.
     Fido2Synced {
         until_ms: i64,

@@ -145,6 +145,29 @@ pub struct StatReport {
     pub months: Vec<MonthStat>,
 }
 
+/// Why a FIDO2 entry could not be read. Fixed set: label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Fido2SkipReason {
+    /// No `timestamp` in any form the server has written.
+    BadTimestamp,
+    /// Not an object, or a field of the wrong type.
+    Malformed,
+}
+
+impl Fido2SkipReason {
+    pub const ALL: [Fido2SkipReason; 2] =
+        [Fido2SkipReason::BadTimestamp, Fido2SkipReason::Malformed];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fido2SkipReason::BadTimestamp => "bad_timestamp",
+            Fido2SkipReason::Malformed => "malformed",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthReport {
     pub running: bool,

@@ -13,8 +13,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::event::{
-    Action, AuthKind, Batch, Event, FileCheckpoint, FileId, FormatId, LineTime, LogLevel,
-    MalformedReason, Message, TailStatus,
+    Action, AuthKind, Batch, Event, Fido2SkipReason, FileCheckpoint, FileId, FormatId, LineTime,
+    LogLevel, MalformedReason, Message, TailStatus,
 };
 use crate::families;
 use crate::source::formats;
@@ -114,6 +114,8 @@ pub struct Counters {
     pub server_log_messages: [u64; LogLevel::COUNT],
     /// Indexed by [`AuthorizationOutcome`].
     pub authorization_requests: [u64; 3],
+    /// FIDO2 entries that could not be read, by [`Fido2SkipReason`].
+    pub fido2_skipped: [u64; Fido2SkipReason::COUNT],
 }
 
 impl Default for Counters {
@@ -136,6 +138,7 @@ impl Default for Counters {
             authentications: [[0; 2]; AuthKind::COUNT],
             server_log_messages: [0; LogLevel::COUNT],
             authorization_requests: [0; 3],
+            fido2_skipped: [0; Fido2SkipReason::COUNT],
         }
     }
 }
@@ -196,6 +199,12 @@ impl Counters {
             f(
                 key(&families::AUTHORIZATION_REQUESTS, &[outcome]),
                 &mut self.authorization_requests[i],
+            );
+        }
+        for reason in Fido2SkipReason::ALL {
+            f(
+                key(&families::FIDO2_SKIPPED_ENTRIES, &[reason.as_str()]),
+                &mut self.fido2_skipped[reason as usize],
             );
         }
         for (i, section) in STATE_SECTIONS.iter().enumerate() {
@@ -580,6 +589,7 @@ impl Store {
             Event::Fido2Health { up } => self.upstream.fido2_health(up),
             Event::Fido2(ref e) => self.upstream.fido2(e, &self.horizon),
             Event::Fido2Synced { until_ms } => self.upstream.fido2_synced(until_ms),
+            Event::Fido2Skipped { reason } => c.fido2_skipped[reason as usize] += 1,
             Event::ServerLog(e) => {
                 let utc_ms = self.utc_ms(e.time);
                 let c = &mut self.counters;

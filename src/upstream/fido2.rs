@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{Client, Endpoint, Poller};
 pub use crate::event::{Authenticator, Fido2Entry, Operation, Status};
-use crate::event::{Event, UserKey};
+use crate::event::{Event, Fido2SkipReason, UserKey};
 
 /// A ceremony longer than a day is a bad value, not a slow user: its duration is left
 /// out of the histogram (the entry itself still counts).
@@ -53,9 +53,31 @@ struct RawEntry {
     fallback_method: Option<String>,
 }
 
+/// The forms the server has written `timestamp` in (reference §5): epoch ms (a `Date`),
+/// an ISO local date-time taken as UTC, or Jackson's `[y, M, d, H, m, s, nanos]` array
+/// of a `LocalDateTime`.
 fn timestamp_ms(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64(),
+        Value::Array(parts) => {
+            let n: Vec<i64> = parts.iter().map(Value::as_i64).collect::<Option<_>>()?;
+            let get = |i: usize| n.get(i).copied().unwrap_or(0);
+            if n.len() < 3 {
+                return None;
+            }
+            let date = chrono::NaiveDate::from_ymd_opt(
+                i32::try_from(get(0)).ok()?,
+                u32::try_from(get(1)).ok()?,
+                u32::try_from(get(2)).ok()?,
+            )?;
+            let time = chrono::NaiveTime::from_hms_nano_opt(
+                u32::try_from(get(3)).ok()?,
+                u32::try_from(get(4)).ok()?,
+                u32::try_from(get(5)).ok()?,
+                u32::try_from(get(6)).ok()?,
+            )?;
+            Some(date.and_time(time).and_utc().timestamp_millis())
+        }
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.timestamp_millis())
             .ok()
@@ -68,47 +90,58 @@ fn timestamp_ms(v: &Value) -> Option<i64> {
     }
 }
 
-/// Parses `/entries`; entries without a usable timestamp are skipped.
+/// Parses `/entries`; entries that cannot be read are skipped.
 pub fn parse_entries(body: &Value) -> Option<Vec<Fido2Entry>> {
+    parse_entries_counted(body).map(|(entries, _)| entries)
+}
+
+/// Parses `/entries`: the entries, and why each unreadable one was skipped.
+pub fn parse_entries_counted(body: &Value) -> Option<(Vec<Fido2Entry>, Vec<Fido2SkipReason>)> {
     let items = body.as_array()?;
-    Some(
-        items
-            .iter()
-            .filter_map(|v| {
-                let raw: RawEntry = serde_json::from_value(v.clone()).ok()?;
-                let ts = raw.timestamp.as_ref().and_then(timestamp_ms)?;
-                let id = match &raw.id {
-                    Some(id) => xxhash_rust::xxh3::xxh3_64(id.as_bytes()),
-                    None => xxhash_rust::xxh3::xxh3_64(v.to_string().as_bytes()),
-                };
-                let user = raw
-                    .username
+    let mut skipped = Vec::new();
+    let entries = items
+        .iter()
+        .filter_map(|v| {
+            let Ok(raw) = serde_json::from_value::<RawEntry>(v.clone()) else {
+                skipped.push(Fido2SkipReason::Malformed);
+                return None;
+            };
+            let Some(ts) = raw.timestamp.as_ref().and_then(timestamp_ms) else {
+                skipped.push(Fido2SkipReason::BadTimestamp);
+                return None;
+            };
+            let id = match &raw.id {
+                Some(id) => xxhash_rust::xxh3::xxh3_64(id.as_bytes()),
+                None => xxhash_rust::xxh3::xxh3_64(v.to_string().as_bytes()),
+            };
+            let user = raw
+                .username
+                .as_deref()
+                .or(raw.user_id.as_deref())
+                .filter(|u| !u.is_empty())
+                .map(UserKey::of);
+            Some(Fido2Entry {
+                id,
+                timestamp_ms: ts,
+                operation: raw
+                    .operation_type
                     .as_deref()
-                    .or(raw.user_id.as_deref())
-                    .filter(|u| !u.is_empty())
-                    .map(UserKey::of);
-                Some(Fido2Entry {
-                    id,
-                    timestamp_ms: ts,
-                    operation: raw
-                        .operation_type
-                        .as_deref()
-                        .map_or(Operation::Other, Operation::parse),
-                    status: raw.status.as_deref().map_or(Status::Other, Status::parse),
-                    authenticator: raw
-                        .authenticator_type
-                        .as_deref()
-                        .map_or(Authenticator::Unknown, Authenticator::parse),
-                    duration_ms: raw
-                        .duration_ms
-                        .filter(|d| (0.0..=MAX_DURATION_MS).contains(d)),
-                    error_category: raw.error_category.as_deref().and_then(normalise),
-                    fallback_method: raw.fallback_method.as_deref().and_then(normalise),
-                    user,
-                })
+                    .map_or(Operation::Other, Operation::parse),
+                status: raw.status.as_deref().map_or(Status::Other, Status::parse),
+                authenticator: raw
+                    .authenticator_type
+                    .as_deref()
+                    .map_or(Authenticator::Unknown, Authenticator::parse),
+                duration_ms: raw
+                    .duration_ms
+                    .filter(|d| (0.0..=MAX_DURATION_MS).contains(d)),
+                error_category: raw.error_category.as_deref().and_then(normalise),
+                fallback_method: raw.fallback_method.as_deref().and_then(normalise),
+                user,
             })
-            .collect(),
-    )
+        })
+        .collect();
+    Some((entries, skipped))
 }
 
 /// ISO-8601 without offset, which the API reads as UTC.
@@ -143,29 +176,39 @@ impl Poller for Fido2Poller {
                         .and_then(Value::as_str)
                         .is_some_and(|s| s.eq_ignore_ascii_case("UP"))
                 });
-            events.push(Event::Fido2Health { up });
-
             let until_ms = chrono::Utc::now().timestamp_millis();
             let url = self.client.url("/jans-fido2/restv1/metrics/entries");
             let query = [
                 ("startTime", iso(self.since_ms)),
                 ("endTime", iso(until_ms)),
             ];
+            // Up means the entries can be read: `/health` says UP even when metrics are
+            // disabled and `/entries` answers 403.
             let body: Value = match self
                 .client
                 .get_json(Endpoint::Fido2Entries, &url, &query, events)
                 .await
             {
                 Ok(body) => body,
-                Err(_) => return false,
+                Err(_) => {
+                    events.push(Event::Fido2Health { up: false });
+                    return false;
+                }
             };
-            let Some(entries) = parse_entries(&body) else {
+            let Some((entries, skipped)) = parse_entries_counted(&body) else {
                 if let Some(Event::UpstreamCall(call)) = events.last_mut() {
                     call.result = Err(super::ErrorReason::Decode);
                 }
+                events.push(Event::Fido2Health { up: false });
                 return false;
             };
+            events.push(Event::Fido2Health { up });
             events.extend(entries.into_iter().map(Event::Fido2));
+            events.extend(
+                skipped
+                    .into_iter()
+                    .map(|reason| Event::Fido2Skipped { reason }),
+            );
             events.push(Event::Fido2Synced { until_ms });
             // Ask again from a little before: entries can be written after their time.
             self.since_ms = until_ms - self.overlap.as_millis() as i64;
@@ -183,6 +226,44 @@ impl Poller for Fido2Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_timestamp_form_is_read_and_the_rest_is_counted() {
+        let body = serde_json::json!([
+            {"id": "a", "timestamp": 1_795_462_835_230i64},
+            {"id": "b", "timestamp": "2026-11-23T19:40:35.230"},
+            {"id": "c", "timestamp": "2026-11-23T19:40:35.230Z"},
+            {"id": "d", "timestamp": [2026, 11, 23, 19, 40, 35, 230_000_000]},
+            {"id": "e", "timestamp": [2026, 11, 23, 19, 40, 35]},
+            {"id": "f", "timestamp": [2026, 13, 1]},
+            {"id": "g"},
+            {"id": "h", "timestamp": {"epochSecond": 1}},
+            "not an entry",
+            {"id": 5, "timestamp": 1},
+        ]);
+        let (entries, skipped) = parse_entries_counted(&body).unwrap();
+        let times: Vec<i64> = entries.iter().map(|e| e.timestamp_ms).collect();
+        assert_eq!(
+            times,
+            vec![
+                1_795_462_835_230,
+                1_795_462_835_230,
+                1_795_462_835_230,
+                1_795_462_835_230,
+                1_795_462_835_000
+            ]
+        );
+        assert_eq!(
+            skipped,
+            vec![
+                Fido2SkipReason::BadTimestamp,
+                Fido2SkipReason::BadTimestamp,
+                Fido2SkipReason::BadTimestamp,
+                Fido2SkipReason::Malformed,
+                Fido2SkipReason::Malformed,
+            ]
+        );
+    }
 
     #[test]
     fn reads_the_upstream_sample_with_both_spellings_and_no_free_text_labels() {

@@ -75,6 +75,16 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
                 .map(|(p, n)| (vec![("period", *p)], n as f64)),
         )?;
         counter(enc, &families::FIDO2_DUPLICATE_ENTRIES, u.fido2_duplicates)?;
+        counters(
+            enc,
+            &families::FIDO2_SKIPPED_ENTRIES,
+            crate::event::Fido2SkipReason::ALL.iter().map(|r| {
+                (
+                    vec![("reason", r.as_str())],
+                    v.counters.fido2_skipped[*r as usize],
+                )
+            }),
+        )?;
     }
     Ok(())
 }
