@@ -97,7 +97,7 @@ fn every_authorization_failure_answers_like_upstream_and_never_200() {
     let inactive = stat(&e, &q, Some("unknown"));
     assert_eq!(
         (inactive.status, reason(&inactive).as_str()),
-        (401, "Can't find access token.")
+        (401, "Can't find grant for authorization.")
     );
     let expired = stat(&e, &q, Some("expired"));
     assert_eq!(

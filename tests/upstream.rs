@@ -173,7 +173,7 @@ fn revoked_and_expired_tokens_are_refreshed_once_and_the_secret_never_leaks() {
         "the token is cached between polls"
     );
 
-    fake.with(|s| s.tokens.clear()); // revoked: 401 "Can't find access token."
+    fake.with(|s| s.tokens.clear()); // revoked: 401 "Can't find grant for authorization."
     fake.set_tokens(cur, 1, &[("authorization_code", "access_token", 2)]);
     wait_value(&exporter, ISSUED_AUTH_CODE, 2.0);
     fake.with(|s| {

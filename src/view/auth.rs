@@ -14,7 +14,11 @@ use sha2::{Digest, Sha256};
 use crate::upstream::Client;
 
 /// Upstream's 401 reasons (reference §2).
+/// No Bearer header, or a token upstream knows no grant for (it looks the grant up
+/// first, so an unknown token answers this).
 pub const NO_GRANT: &str = "Can't find grant for authorization.";
+/// Upstream's reason when a grant exists but not the token; introspection cannot tell
+/// that case from an unknown token, so the sidecar answers [`NO_GRANT`].
 pub const NO_TOKEN: &str = "Can't find access token.";
 pub const EXPIRED: &str = "Token expired.";
 
@@ -111,7 +115,7 @@ impl Authorizer for StaticTokens {
         Box::pin(std::future::ready(if found {
             Decision::Allow
         } else {
-            Decision::Deny(NO_TOKEN.into())
+            Decision::Deny(NO_GRANT.into())
         }))
     }
 }
@@ -151,7 +155,8 @@ pub fn has_scope(scopes: &str, wanted: &str) -> bool {
 pub fn decide(answer: &serde_json::Value, scope: &str, now_s: i64) -> (Decision, Duration) {
     let active = answer.get("active").and_then(serde_json::Value::as_bool) == Some(true);
     if !active {
-        return (Decision::Deny(NO_TOKEN.into()), NEGATIVE_TTL);
+        // Unknown, revoked or expired without an `exp` to tell: upstream finds no grant.
+        return (Decision::Deny(NO_GRANT.into()), NEGATIVE_TTL);
     }
     let exp = answer.get("exp").and_then(serde_json::Value::as_i64);
     if exp.is_some_and(|e| e <= now_s) {
@@ -336,7 +341,7 @@ mod tests {
         );
         assert_eq!(
             decide(&json!({"active": false, "scope": null}), "jans_stat", now).0,
-            Decision::Deny(NO_TOKEN.into())
+            Decision::Deny(NO_GRANT.into())
         );
         assert_eq!(
             decide(&active("jans_stat", now - 1), "jans_stat", now).0,
@@ -376,7 +381,7 @@ mod tests {
         assert_eq!(decide(&active, "jans_stat", exp - 10).0, Decision::Allow);
         assert_eq!(
             decide(&read("introspection-inactive.json"), "jans_stat", exp).0,
-            Decision::Deny(NO_TOKEN.into())
+            Decision::Deny(NO_GRANT.into())
         );
     }
 
@@ -427,7 +432,7 @@ mod tests {
         assert_eq!(rt.block_on(tokens.check("beta")), Decision::Allow);
         assert_eq!(
             rt.block_on(tokens.check("gamma")),
-            Decision::Deny(NO_TOKEN.into())
+            Decision::Deny(NO_GRANT.into())
         );
         assert!(
             !std::fs::read_to_string(&path).unwrap().contains("alpha"),

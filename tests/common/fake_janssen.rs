@@ -121,7 +121,8 @@ impl State {
             return error_401("Can't find grant for authorization.");
         };
         let Some((scope, expires)) = self.tokens.get(token).cloned() else {
-            return error_401("Can't find access token.");
+            // Upstream looks the grant up first: an unknown token has none.
+            return error_401("Can't find grant for authorization.");
         };
         if Instant::now() > expires {
             return error_401("Token expired.");
