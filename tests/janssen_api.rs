@@ -215,6 +215,42 @@ fn tokens_of_other_clients_any_scheme_case_and_array_scopes_are_read_as_janssen_
     assert_eq!(with("Bearer array-no-scope").status, 401);
 }
 
+/// Refused as Bearer, the sidecar falls back to Basic, which answers only for tokens of
+/// its own client: those are read, any other stays a 503 naming the sidecar's problem.
+#[test]
+fn basic_introspection_answers_only_for_the_sidecars_own_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeJanssen::start();
+    fake.mint("reporting-job", "openid jans_stat", 300);
+    fake.with(|s| s.bearer_introspection_refused = true);
+    let e = start(dir.path(), &fake, "");
+    let (_, cur) = months_to_poll(chrono::Utc::now());
+    let q = format!("month={cur}");
+    // A token of the sidecar's own client, as an operator might fetch one.
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    let answer = http(
+        fake.addr,
+        "POST",
+        "/jans-auth/restv1/token",
+        &[
+            ("Authorization", basic.as_str()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"grant_type=client_credentials&scope=jans_stat",
+    )
+    .unwrap();
+    let own = serde_json::from_slice::<serde_json::Value>(&answer.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(stat(&e, &q, Some(&own)).status, 200);
+    assert_eq!(stat(&e, &q, Some("reporting-job")).status, 503);
+}
+
 /// Upstream's defaults a client could notice: no `reason` unless enabled, a POST reads
 /// its form only, a six-digit month that is no real month is 200 with no data.
 #[test]

@@ -406,32 +406,62 @@ impl Client {
         let result = async {
             let (_, introspection) = self.endpoints(&mut events).await?;
             let url = introspection.ok_or(ErrorReason::Decode)?;
-            let mut own = self.token(&mut events, None).await?;
-            for attempt in 0..2 {
-                let request = self
-                    .http
-                    .post(&url)
-                    .bearer_auth(&own)
-                    .form(&[("token", token)]);
-                match self
-                    .timed(
-                        Endpoint::Introspection,
-                        &mut events,
-                        self.fetch_json(request),
-                    )
-                    .await
-                {
-                    Err(ErrorReason::Auth) if attempt == 0 => {
-                        own = self.token(&mut events, Some(&own)).await?;
-                    }
-                    other => return other,
-                }
+            match self.introspect_bearer(&url, token, &mut events).await {
+                // Refused as Bearer (no token for the sidecar, or the server wants a scope
+                // it lacks): Basic still answers for tokens issued to the sidecar's own
+                // client, the one case where that answer means something. Any other
+                // token is refused there too, and stays the sidecar's problem.
+                Err(ErrorReason::Auth) => self.introspect_basic(&url, token, &mut events).await,
+                other => other,
             }
-            Err(ErrorReason::Auth)
         }
         .await;
         self.record(events);
         result
+    }
+
+    async fn introspect_bearer(
+        &self,
+        url: &str,
+        token: &str,
+        events: &mut Vec<Event>,
+    ) -> Result<serde_json::Value, ErrorReason> {
+        let mut own = self.token(events, None).await?;
+        for attempt in 0..2 {
+            let request = self
+                .http
+                .post(url)
+                .bearer_auth(&own)
+                .form(&[("token", token)]);
+            match self
+                .timed(Endpoint::Introspection, events, self.fetch_json(request))
+                .await
+            {
+                Err(ErrorReason::Auth) if attempt == 0 => {
+                    own = self.token(events, Some(&own)).await?;
+                }
+                other => return other,
+            }
+        }
+        Err(ErrorReason::Auth)
+    }
+
+    async fn introspect_basic(
+        &self,
+        url: &str,
+        token: &str,
+        events: &mut Vec<Event>,
+    ) -> Result<serde_json::Value, ErrorReason> {
+        let client_id = self.client_id.clone().ok_or(ErrorReason::Auth)?;
+        let secret = self.secret.get().await.ok_or(ErrorReason::Auth)?;
+        let (id, secret) = basic_credentials(&client_id, &secret);
+        let request = self
+            .http
+            .post(url)
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)]);
+        self.timed(Endpoint::Introspection, events, self.fetch_json(request))
+            .await
     }
 }
 

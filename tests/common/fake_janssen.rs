@@ -67,6 +67,9 @@ pub struct State {
     pub scopes_as_array: bool,
     /// Introspection refuses the sidecar whatever it sends (a misconfigured client).
     pub introspection_refuses: bool,
+    /// Introspection refuses Bearer callers (as with
+    /// `introspectionAccessTokenMustHaveUmaProtectionScope` and no `uma_protection`).
+    pub bearer_introspection_refused: bool,
 }
 
 pub struct FakeJanssen {
@@ -224,6 +227,9 @@ impl State {
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
         let own_tokens_only = if let Some(bearer) = auth.strip_prefix("Bearer ") {
+            if self.bearer_introspection_refused {
+                return refused();
+            }
             match self.tokens.get(bearer) {
                 Some((_, until)) if Instant::now() < *until => false,
                 _ => return refused(),
@@ -254,7 +260,12 @@ impl State {
                 json!(scope)
             }
         };
-        let body = match self.user_tokens.get(&token) {
+        let own = self.tokens.get(&token).map(|(scope, until)| {
+            let exp = chrono::Utc::now().timestamp()
+                + until.saturating_duration_since(Instant::now()).as_secs() as i64;
+            (scope.clone(), exp)
+        });
+        let body = match own.as_ref().or(self.user_tokens.get(&token)) {
             Some((scope, exp)) => {
                 json!({"active": true, "scope": scope_value(scope), "client_id": OTHER_CLIENT_ID, "username": null, "token_type": "Bearer",
                 "exp": exp, "iat": exp - 300, "sub": "", "aud": OTHER_CLIENT_ID, "iss": self.base, "jti": null, "acr": null, "nbf": null, "cnf": null})
@@ -453,6 +464,7 @@ impl FakeJanssen {
             introspections: 0,
             scopes_as_array: false,
             introspection_refuses: false,
+            bearer_introspection_refused: false,
         }));
         let shared = Arc::clone(&state);
         runtime.spawn(async move {
