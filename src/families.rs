@@ -96,6 +96,8 @@ families! {
         "Well-formed records read (audit records and server-log events), by log format";
     PARSE_ERRORS: Counter "jans_exporter_parse_errors" None, ["format", "reason"],
         "Malformed audit records and stray lines skipped, by log format (unknown before detection) and reason";
+    RECORDS_LOSSY: Counter "jans_exporter_records_lossy" None, [],
+        "Audit records with invalid UTF-8 (a username, say), read with the bad bytes replaced rather than lost";
     RECORDS_OUTSIDE_RETENTION: Counter "jans_exporter_records_outside_retention" None, [],
         "Active-user records older than every retained month, left out of the sketches";
     RECORDS_FUTURE: Counter "jans_exporter_records_future" None, [],

@@ -337,3 +337,34 @@ fn an_audit_log_that_starts_with_a_stack_trace_loses_no_record() {
         1.0
     );
 }
+
+/// An invalid UTF-8 byte in a username costs that byte, not the record or a neighbour.
+#[test]
+fn invalid_utf8_in_a_username_loses_no_record() {
+    use jans_exporter::generate::{write_record, Generator, Spec, Truth, DEFAULT_ACTIVE};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("jans-auth_audit.log");
+    let mut truth = Truth::default();
+    let mut bytes = Vec::new();
+    for (i, mut r) in Generator::new(Spec::default()).take(50).enumerate() {
+        if i == 20 {
+            r.action = "TOKEN_REQUEST";
+            r.username = Some("latin1-user-XX".into());
+        }
+        truth.observe(&r, &DEFAULT_ACTIVE);
+        let mut one = Vec::new();
+        write_record(&mut one, Layout::Text, &r, 0).unwrap();
+        if i == 20 {
+            // As if the username had gone through a Latin-1 path: "XX" → 0xE9 0xFF.
+            let at = one.windows(2).position(|w| w == b"XX").unwrap();
+            one[at] = 0xe9;
+            one[at + 1] = 0xff;
+        }
+        bytes.extend_from_slice(&one);
+    }
+    std::fs::write(&log, bytes).unwrap();
+    let out = Command::new(BIN).arg("replay").arg(&log).output().unwrap();
+    let m = String::from_utf8(out.stdout).unwrap();
+    assert_exact(&m, &truth);
+    assert_eq!(sample(&m, "jans_exporter_records_lossy_total"), 1.0);
+}

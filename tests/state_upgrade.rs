@@ -111,6 +111,7 @@ fn the_full_version_2_snapshot_loads_every_figure_and_survives_a_resave() {
         timestamp_ms: at,
         user: None,
         pair_key: Some(twin),
+        lossy: false,
     }));
     assert_eq!(store.counters().authorization_requests, [1, 2, 0]);
 }

@@ -136,6 +136,9 @@ pub struct AuditEvent {
     /// consent page writes one object twice (reference §1): two records with one key
     /// are one redirect.
     pub pair_key: Option<u64>,
+    /// The record held invalid UTF-8 (in a username, say) and was read with the bad
+    /// bytes replaced rather than lost.
+    pub lossy: bool,
 }
 
 /// A level of the auth server's log. Fixed set: label values.

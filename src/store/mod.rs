@@ -103,6 +103,8 @@ pub struct Counters {
     pub outside_retention: u64,
     /// Records stamped too far ahead of the clock.
     pub future: u64,
+    /// Audit records read with invalid UTF-8 replaced.
+    pub lossy: u64,
     pub state_load_failures: u64,
     pub state_save_failures: u64,
     /// Indexed like [`STATE_SECTIONS`].
@@ -131,6 +133,7 @@ impl Default for Counters {
             files_lost: 0,
             outside_retention: 0,
             future: 0,
+            lossy: 0,
             state_load_failures: 0,
             state_save_failures: 0,
             state_sections_dropped: [0; STATE_SECTIONS.len()],
@@ -213,7 +216,7 @@ impl Counters {
                 &mut self.state_sections_dropped[i],
             );
         }
-        let plain: [(&families::Family, &mut u64); 8] = [
+        let plain: [(&families::Family, &mut u64); 9] = [
             (&families::LOG_READ, &mut self.bytes_read),
             (&families::LOG_ROTATIONS, &mut self.rotations),
             (&families::LOG_TRUNCATIONS, &mut self.truncations),
@@ -223,6 +226,7 @@ impl Counters {
                 &mut self.outside_retention,
             ),
             (&families::RECORDS_FUTURE, &mut self.future),
+            (&families::RECORDS_LOSSY, &mut self.lossy),
             (
                 &families::STATE_LOAD_FAILURES,
                 &mut self.state_load_failures,
@@ -609,6 +613,7 @@ impl Store {
             }
             Event::Audit(a) => {
                 c.audit[a.action.index()][a.success as usize] += 1;
+                c.lossy += u64::from(a.lossy);
                 c.records[a.format as usize] += 1;
                 if a.action == Action::TokenRequest {
                     c.token_requests[a.user.is_some() as usize][a.success as usize] += 1;
@@ -741,6 +746,7 @@ mod tests {
             timestamp_ms: ts,
             user: user.map(UserKey::of),
             pair_key: None,
+            lossy: false,
         })
     }
 

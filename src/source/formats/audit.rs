@@ -20,8 +20,18 @@ struct RawAudit<'a> {
     success: Option<bool>,
 }
 
-/// Parses an audit record's JSON object into an event.
+/// Parses an audit record's JSON object into an event. Invalid UTF-8 (a username
+/// written through a lossy path upstream) costs the bad bytes, never the record.
 pub fn parse_audit_record(json: &[u8], format: FormatId) -> Result<AuditEvent, MalformedReason> {
+    if std::str::from_utf8(json).is_err() {
+        let repaired = String::from_utf8_lossy(json);
+        return parse_valid_utf8(repaired.as_bytes(), format)
+            .map(|e| AuditEvent { lossy: true, ..e });
+    }
+    parse_valid_utf8(json, format)
+}
+
+fn parse_valid_utf8(json: &[u8], format: FormatId) -> Result<AuditEvent, MalformedReason> {
     let raw: RawAudit = match serde_json::from_slice(json) {
         Ok(raw) => raw,
         // A type error on a known key is a field problem, not broken JSON.
@@ -51,6 +61,7 @@ pub fn parse_audit_record(json: &[u8], format: FormatId) -> Result<AuditEvent, M
         timestamp_ms,
         user,
         pair_key,
+        lossy: false,
     })
 }
 
@@ -89,6 +100,21 @@ mod tests {
         assert_ne!(a, key(record(1, r#""jdoe""#, r#""openid""#, false)));
         assert_ne!(a, key(record(1, "null", r#""openid email""#, false)));
         assert_eq!(key(record(1, "null", r#""openid""#, true)), None);
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_username_costs_the_bytes_not_the_record() {
+        let mut body = br#"{"action":"TOKEN_REQUEST","timestamp":1,"username":"j"#.to_vec();
+        body.extend_from_slice(&[0xff, 0xfe]);
+        body.extend_from_slice(br#"doe","success":true}"#);
+        let ev = parse_audit_record(&body, 0).unwrap();
+        assert!(ev.lossy);
+        assert_eq!(ev.user, Some(UserKey::of("j\u{fffd}\u{fffd}doe")));
+        let clean = parse_audit_record(
+            br#"{"action":"TOKEN_REQUEST","timestamp":1,"success":true}"#,
+            0,
+        );
+        assert!(!clean.unwrap().lossy);
     }
 
     #[test]

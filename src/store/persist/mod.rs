@@ -299,6 +299,7 @@ mod tests {
                     timestamp_ms: month_start + i,
                     user: Some(UserKey::of(&format!("u{i}"))),
                     pair_key: None,
+                    lossy: false,
                 }));
             }
         }

@@ -93,6 +93,7 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
         c.outside_retention,
     )?;
     counter(enc, &families::RECORDS_FUTURE, c.future)?;
+    counter(enc, &families::RECORDS_LOSSY, c.lossy)?;
     if let Some(ms) = c.last_record_ms {
         gauge(enc, &families::LAST_RECORD_TIMESTAMP, ms as f64 / 1000.0)?;
     }
