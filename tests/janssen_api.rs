@@ -251,6 +251,44 @@ fn basic_introspection_answers_only_for_the_sidecars_own_tokens() {
     assert_eq!(stat(&e, &q, Some("reporting-job")).status, 503);
 }
 
+/// Unauthenticated POSTs that promise a body and never send it must not lock the
+/// endpoint: they are answered 401 from their header alone and hold no slot.
+#[test]
+fn stalled_unauthenticated_posts_never_lock_out_real_callers() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeJanssen::start();
+    fake.mint("reporting-job", "openid jans_stat", 300);
+    let e = start(dir.path(), &fake, "");
+    let mut stalled = Vec::new();
+    for _ in 0..100 {
+        let mut c = std::net::TcpStream::connect(e.addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        c.write_all(format!("POST {STAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n").as_bytes()).unwrap();
+        stalled.push(c);
+    }
+    for c in stalled.iter_mut().take(5) {
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 401", "answered from the header alone");
+    }
+    let (_, cur) = months_to_poll(chrono::Utc::now());
+    let ok = http(
+        e.addr,
+        "POST",
+        STAT,
+        &[
+            ("Authorization", "Bearer reporting-job"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        format!("month={cur}").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    drop(stalled);
+}
+
 /// Upstream's defaults a client could notice: no `reason` unless enabled, a POST reads
 /// its form only, a six-digit month that is no real month is 200 with no data.
 #[test]

@@ -53,6 +53,8 @@ pub struct HttpApp {
 
 /// Bodies of Janssen-compatible POSTs (a form of a few parameters) are at most this.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+/// A form body must arrive within this, or the slot it holds is given back.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const STAT_PATH: &str = "/jans-auth/restv1/internal/stat";
 pub const HEALTH_PATH: &str = "/jans-auth/sys/health-check";
 
@@ -236,26 +238,9 @@ impl HttpApp {
     /// `GET|POST /jans-auth/restv1/internal/stat`, checked in upstream's order:
     /// authorization (401), then months (400).
     async fn stat(&self, req: Request<Incoming>) -> Response<Body> {
-        let Ok(_slot) = self.compat_slots.try_acquire() else {
-            return unavailable("too many requests in flight");
-        };
         let (parts, body) = req.into_parts();
-        // A GET reads the query, a POST its form body only, as upstream.
-        let mut params: Vec<(String, String)> = Vec::new();
-        if parts.method != Method::POST {
-            params.extend(
-                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned(),
-            );
-        } else {
-            match Limited::new(body, MAX_FORM_BYTES).collect().await {
-                Ok(bytes) => params.extend(form_urlencoded::parse(&bytes.to_bytes()).into_owned()),
-                Err(_) => return json_answer(
-                    413,
-                    r#"{"error":"invalid_request","error_description":"request body too large"}"#
-                        .into(),
-                ),
-            }
-        }
+        // Authorization first, from the header alone: an unauthenticated caller never
+        // holds a slot or makes the sidecar wait for a body.
         let bearer = parts
             .headers
             .get(hyper::header::AUTHORIZATION)
@@ -270,6 +255,9 @@ impl HttpApp {
                 "no way to check tokens is configured (upstream client or api.static_tokens_file)",
             );
         };
+        let Ok(_slot) = self.compat_slots.try_acquire() else {
+            return unavailable("too many requests in flight");
+        };
         match authorizer.check(token).await {
             Decision::Allow => {}
             Decision::Deny(reason) => {
@@ -277,6 +265,32 @@ impl HttpApp {
                 return json_answer(a.status, a.body(self.error_reason));
             }
             Decision::Unavailable(why) => return unavailable(&why),
+        }
+        // A GET reads the query, a POST its form body only, as upstream; a body is read
+        // for an authorized caller only, and only for so long.
+        let mut params: Vec<(String, String)> = Vec::new();
+        if parts.method != Method::POST {
+            params.extend(
+                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned(),
+            );
+        } else {
+            let read =
+                tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_FORM_BYTES).collect());
+            match read.await {
+                Ok(Ok(bytes)) => {
+                    params.extend(form_urlencoded::parse(&bytes.to_bytes()).into_owned())
+                }
+                Ok(Err(_)) => return json_answer(
+                    413,
+                    r#"{"error":"invalid_request","error_description":"request body too large"}"#
+                        .into(),
+                ),
+                Err(_) => return json_answer(
+                    408,
+                    r#"{"error":"invalid_request","error_description":"request body not received in time"}"#
+                        .into(),
+                ),
+            }
         }
         match janssen_stat::parse_query(&params) {
             Ok(query) => {
