@@ -403,12 +403,18 @@ mod tests {
     use super::*;
     use crate::store::StoreConfig;
 
-    #[test]
-    fn a_dying_store_is_reported_cancels_everything_and_moves_its_snapshot_aside() {
+    /// An empty store with its snapshot saved in a fresh folder.
+    fn saved_store() -> (tempfile::TempDir, StateFile, Store) {
         let dir = tempfile::tempdir().unwrap();
         let state = StateFile::new(dir.path());
         let store = Store::new(StoreConfig::new(14, 13, &[]));
         state.save(&store.snapshot_out()).unwrap();
+        (dir, state, store)
+    }
+
+    #[test]
+    fn a_dying_store_is_reported_cancels_everything_and_moves_its_snapshot_aside() {
+        let (dir, state, _) = saved_store();
         let published = Arc::new(Published::default());
         let cancel = CancellationToken::new();
         let done = spawn_store(
@@ -440,10 +446,7 @@ mod tests {
 
     #[test]
     fn a_store_that_ends_normally_keeps_its_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = StateFile::new(dir.path());
-        let store = Store::new(StoreConfig::new(14, 13, &[]));
-        state.save(&store.snapshot_out()).unwrap();
+        let (dir, state, store) = saved_store();
         let published = Arc::new(Published::default());
         let cancel = CancellationToken::new();
         let done = spawn_store(

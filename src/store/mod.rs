@@ -50,20 +50,18 @@ impl StoreConfig {
     }
 }
 
-/// Snapshot sections a load can drop (`section` label values): version 2's, and
-/// version 1's upstream part.
-pub const STATE_SECTIONS: [&str; 10] = [
-    "counters",
-    "histograms",
-    "times",
-    "gauges",
-    "high_water",
-    "checkpoints",
-    "sketches",
-    "fido2",
-    "pending",
-    "upstream",
-];
+/// Snapshot sections a load can drop (`section` label values): version 2's own list,
+/// and version 1's upstream part.
+pub const STATE_SECTIONS: [&str; persist::model::SECTIONS.len() + 1] = {
+    let mut out = [""; persist::model::SECTIONS.len() + 1];
+    let mut i = 0;
+    while i < persist::model::SECTIONS.len() {
+        out[i] = persist::model::SECTIONS[i];
+        i += 1;
+    }
+    out[i] = "upstream";
+    out
+};
 
 /// `kind` of `jans_token_requests_total`.
 pub const TOKEN_KINDS: [&str; 2] = ["machine", "user"];
@@ -552,32 +550,6 @@ impl Store {
         self.generation += 1;
     }
 
-    /// A server-log time in UTC milliseconds.
-    fn utc_ms(&self, time: LineTime) -> i64 {
-        match time {
-            LineTime::Utc(ms) => ms,
-            LineTime::Local(ms) => {
-                use chrono::TimeZone;
-                let Some(naive) = chrono::DateTime::from_timestamp_millis(ms) else {
-                    return ms;
-                };
-                let naive = naive.naive_utc();
-                // In the hour a DST change skips, the wall clock is read an hour later.
-                self.config
-                    .server_time_zone
-                    .from_local_datetime(&naive)
-                    .earliest()
-                    .or_else(|| {
-                        self.config
-                            .server_time_zone
-                            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
-                            .earliest()
-                    })
-                    .map_or(ms, |t| t.timestamp_millis())
-            }
-        }
-    }
-
     /// Where the FIDO2 poller should continue: the last window asked for, if any.
     pub fn fido2_synced_ms(&self) -> Option<i64> {
         self.upstream.fido2_synced_ms
@@ -595,7 +567,6 @@ impl Store {
             Event::Fido2Synced { until_ms } => self.upstream.fido2_synced(until_ms),
             Event::Fido2Skipped { reason } => c.fido2_skipped[reason as usize] += 1,
             Event::ServerLog(e) => {
-                let utc_ms = self.utc_ms(e.time);
                 let c = &mut self.counters;
                 c.records[e.format as usize] += 1;
                 c.server_log_messages[e.level as usize] += 1;
@@ -603,6 +574,8 @@ impl Store {
                     c.authentications[a.kind as usize][a.success as usize] += 1;
                     // Janssen counts a user active when a session becomes authenticated.
                     if let (AuthKind::User, true, Some(user)) = (a.kind, a.success, a.user) {
+                        // The zone lookup only where a time is used: a login's.
+                        let utc_ms = utc_ms(self.config.server_time_zone, e.time);
                         match self.users.insert(utc_ms, user, &self.horizon) {
                             Insert::Counted => {}
                             Insert::OutsideRetention => c.outside_retention += 1,
@@ -666,6 +639,28 @@ impl Store {
             state: self.state.clone(),
             upstream: self.upstream.view(now_ms),
             at_ms: now_ms,
+        }
+    }
+}
+
+/// A server-log time in UTC milliseconds.
+fn utc_ms(zone: chrono_tz::Tz, time: LineTime) -> i64 {
+    match time {
+        LineTime::Utc(ms) => ms,
+        LineTime::Local(ms) => {
+            use chrono::TimeZone;
+            let Some(naive) = chrono::DateTime::from_timestamp_millis(ms) else {
+                return ms;
+            };
+            let naive = naive.naive_utc();
+            // In the hour a DST change skips, the wall clock is read an hour later.
+            zone.from_local_datetime(&naive)
+                .earliest()
+                .or_else(|| {
+                    zone.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                        .earliest()
+                })
+                .map_or(ms, |t| t.timestamp_millis())
         }
     }
 }

@@ -67,17 +67,21 @@ impl Pairing {
             self.take(key);
             return Some(Resolved::Interaction);
         }
+        self.enqueue(key, record_ms, now_ms);
+        None
+    }
+
+    fn enqueue(&mut self, key: u64, record_ms: i64, since_ms: i64) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queue.push_back(Waiting {
             seq,
             key,
             record_ms,
-            since_ms: now_ms,
+            since_ms,
         });
         self.by_key.entry(key).or_default().push_back(seq);
         self.waiting += 1;
-        None
     }
 
     /// Takes as alone every record that waited past the window, or past the bound;
@@ -133,16 +137,7 @@ impl Pairing {
     pub fn import(saved: &[(u64, i64)], now_ms: i64) -> Pairing {
         let mut p = Pairing::default();
         for &(key, record_ms) in saved.iter().take(MAX_PENDING) {
-            let seq = p.next_seq;
-            p.next_seq += 1;
-            p.queue.push_back(Waiting {
-                seq,
-                key,
-                record_ms,
-                since_ms: now_ms,
-            });
-            p.by_key.entry(key).or_default().push_back(seq);
-            p.waiting += 1;
+            p.enqueue(key, record_ms, now_ms);
         }
         p
     }

@@ -161,9 +161,9 @@ impl HttpApp {
 
     fn landing(&self) -> Response<Body> {
         let version = env!("CARGO_PKG_VERSION");
-        let c = self.published.load().counters.clone();
-        let audit: u64 = c.audit.iter().flatten().sum();
-        let server: u64 = c.server_log_messages.iter().sum();
+        let view = self.published.load();
+        let audit: u64 = view.counters.audit.iter().flatten().sum();
+        let server: u64 = view.counters.server_log_messages.iter().sum();
         // Say plainly what is missing: without the server log there are no login
         // outcomes at all, since a wrong password writes no audit record.
         let sources = if server == 0 {
