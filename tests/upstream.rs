@@ -256,6 +256,43 @@ fn failures_are_classified_backed_off_and_recovered_from() {
         ) >= 6.0
     );
     assert_eq!(exporter.get("/healthz", &[]).status, 200);
+
+    // Each failure is logged with its endpoint, URL (no query), status and reason; the
+    // same endpoint and reason again within a minute is held back (503 after 500).
+    let log = exporter.log_text();
+    let failed = |reason: &str| -> Vec<&str> {
+        log.lines()
+            .filter(|l| l.contains("upstream call failed"))
+            .filter(|l| {
+                l.contains("endpoint=\"stat\"") && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .collect()
+    };
+    let url = format!("url=\"{}{stat}\"", fake.base());
+    let five = failed("http_5xx");
+    assert_eq!(five.len(), 1, "{log}");
+    assert!(
+        five[0].contains("status=500") && five[0].contains(&url),
+        "{}",
+        five[0]
+    );
+    let timeout = failed("timeout");
+    assert_eq!(timeout.len(), 1, "{log}");
+    assert!(
+        timeout[0].contains(&url) && timeout[0].contains("cause="),
+        "{}",
+        timeout[0]
+    );
+    let decode = failed("decode");
+    assert_eq!(decode.len(), 1, "{log}");
+    assert!(decode[0].contains("status=200"), "{}", decode[0]);
+    let health = log
+        .lines()
+        .find(|l| l.contains("upstream call failed") && l.contains("endpoint=\"health\""))
+        .expect("the health failure is logged");
+    assert!(health.contains("status=502"), "{health}");
+    assert!(!log.contains("month="), "no query in a logged URL: {log}");
+    assert!(!log.contains(CLIENT_SECRET));
 }
 
 #[test]

@@ -24,6 +24,7 @@ use super::framer::{Framer, ResumePoint};
 use crate::event::{
     Batch, Event, FileCheckpoint, FileId, Fingerprint, FormatId, Message, TailStatus,
 };
+use crate::log_limit::RateLimitedLog;
 use tokio_util::sync::CancellationToken;
 
 /// Read size; one batch per chunk keeps the channel's memory bounded.
@@ -94,32 +95,6 @@ impl Followed {
                 .format()
                 .map(|f| formats::by_id(f).name().to_string()),
         }
-    }
-}
-
-/// Logs at most one warning per interval, counting what it held back.
-struct RateLimitedLog {
-    every: Duration,
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimitedLog {
-    fn new(every: Duration) -> RateLimitedLog {
-        RateLimitedLog {
-            every,
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    fn allow(&mut self) -> Option<u64> {
-        if self.last.is_some_and(|t| t.elapsed() < self.every) {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(Instant::now());
-        Some(std::mem::take(&mut self.suppressed))
     }
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{TokenAuthMethod, UpstreamConfig};
 use crate::event::{Batch, Event, Message};
 pub use crate::event::{Call, Endpoint, ErrorReason};
+use crate::log_limit::RateLimitedLog;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -97,6 +98,69 @@ pub struct Client {
     /// Where calls made outside a poller (introspection) are recorded. Weak: the
     /// client must not keep the store's channel open at shutdown.
     calls: Mutex<Option<tokio::sync::mpsc::WeakSender<Message>>>,
+    /// One warning per endpoint and reason per minute, with the count held back.
+    failure_logs: Mutex<Vec<RateLimitedLog>>,
+}
+
+/// How often the same upstream failure (endpoint and reason) is logged.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Why one call failed, with what an operator needs to fix it: the URL called (scheme,
+/// host and path only: no query, no credentials), the HTTP status if one came, and the
+/// transport's own words. Only the reason reaches the metrics.
+#[derive(Debug)]
+struct Failure {
+    reason: ErrorReason,
+    url: Option<String>,
+    status: Option<u16>,
+    cause: Option<String>,
+}
+
+impl From<ErrorReason> for Failure {
+    fn from(reason: ErrorReason) -> Failure {
+        Failure {
+            reason,
+            url: None,
+            status: None,
+            cause: None,
+        }
+    }
+}
+
+impl Failure {
+    fn status(reason: ErrorReason, status: reqwest::StatusCode) -> Failure {
+        Failure {
+            status: Some(status.as_u16()),
+            ..Failure::from(reason)
+        }
+    }
+
+    fn transport(e: reqwest::Error) -> Failure {
+        let reason = classify(&e);
+        // reqwest's message names the URL with its query; the URL is logged apart.
+        let e = e.without_url();
+        let mut cause = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(inner) = source {
+            cause.push_str(": ");
+            cause.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        Failure {
+            cause: Some(cause),
+            ..Failure::from(reason)
+        }
+    }
+}
+
+/// The URL as it may be logged: no user, password, query or fragment.
+fn loggable(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
 }
 
 fn now_ms() -> i64 {
@@ -169,6 +233,11 @@ impl Client {
             endpoints: OnceCell::new(),
             token: Mutex::new(Arc::new(OnceCell::new())),
             calls: Mutex::new(None),
+            failure_logs: Mutex::new(
+                (0..Endpoint::COUNT * ErrorReason::COUNT)
+                    .map(|_| RateLimitedLog::new(FAILURE_LOG_EVERY))
+                    .collect(),
+            ),
         })
     }
 
@@ -187,57 +256,114 @@ impl Client {
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<(reqwest::StatusCode, Vec<u8>), ErrorReason> {
-        let mut response = request.send().await.map_err(|e| classify(&e))?;
+    ) -> Result<(reqwest::StatusCode, Vec<u8>, String), Failure> {
+        let request = request.build().map_err(Failure::transport)?;
+        let url = loggable(request.url());
+        let at = |f: Failure| Failure {
+            url: Some(url.clone()),
+            ..f
+        };
+        let mut response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| at(Failure::transport(e)))?;
         let status = response.status();
-        if response.content_length().is_some_and(|n| n > self.max_body) {
-            return Err(ErrorReason::Decode);
+        let too_big = |n: u64| Failure {
+            cause: Some(format!(
+                "the answer is larger than upstream.max_body_bytes ({} > {})",
+                n, self.max_body
+            )),
+            ..at(Failure::status(ErrorReason::Decode, status))
+        };
+        if let Some(n) = response.content_length().filter(|n| *n > self.max_body) {
+            return Err(too_big(n));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| at(Failure::transport(e)))?
+        {
             if body.len() as u64 + chunk.len() as u64 > self.max_body {
-                return Err(ErrorReason::Decode);
+                return Err(too_big(body.len() as u64 + chunk.len() as u64));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((status, body))
+        Ok((status, body, url))
     }
 
-    fn check_status(status: reqwest::StatusCode) -> Result<(), ErrorReason> {
+    /// `Err` names the status; the caller adds the URL.
+    fn check_status(status: reqwest::StatusCode) -> Result<(), Failure> {
         match status.as_u16() {
             200..=299 => Ok(()),
-            401 | 403 => Err(ErrorReason::Auth),
-            400..=499 => Err(ErrorReason::Http4xx),
-            _ => Err(ErrorReason::Http5xx),
+            401 | 403 => Err(Failure::status(ErrorReason::Auth, status)),
+            400..=499 => Err(Failure::status(ErrorReason::Http4xx, status)),
+            _ => Err(Failure::status(ErrorReason::Http5xx, status)),
         }
     }
 
-    /// Times a call and records its outcome in `events`.
+    /// Times a call, records its outcome in `events`, and logs a failure (rate-limited
+    /// per endpoint and reason) with its URL, status and cause.
     async fn timed<T>(
         &self,
         endpoint: Endpoint,
         events: &mut Vec<Event>,
-        f: impl std::future::Future<Output = Result<T, ErrorReason>>,
+        f: impl std::future::Future<Output = Result<T, Failure>>,
     ) -> Result<T, ErrorReason> {
         let started = Instant::now();
         let result = f.await;
+        let seconds = started.elapsed().as_secs_f64();
+        if let Err(failure) = &result {
+            self.log_failure(endpoint, failure, seconds);
+        }
+        let result = result.map_err(|f| f.reason);
         events.push(Event::UpstreamCall(Call {
             endpoint,
             result: result.as_ref().map(|_| ()).map_err(|e| *e),
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
             at_ms: now_ms(),
         }));
         result
+    }
+
+    fn log_failure(&self, endpoint: Endpoint, f: &Failure, seconds: f64) {
+        let slot = endpoint as usize * ErrorReason::COUNT + f.reason as usize;
+        let Some(suppressed) = lock(&self.failure_logs)
+            .get_mut(slot)
+            .and_then(RateLimitedLog::allow)
+        else {
+            return;
+        };
+        tracing::warn!(
+            endpoint = endpoint.as_str(),
+            url = f.url.as_deref().unwrap_or("-"),
+            status = f.status,
+            reason = f.reason.as_str(),
+            cause = f.cause.as_deref().unwrap_or("-"),
+            seconds,
+            suppressed_since_last = suppressed,
+            "upstream call failed"
+        );
     }
 
     /// Sends `request` and decodes a successful answer's JSON body.
     async fn fetch_json<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<T, ErrorReason> {
-        let (status, body) = self.send(request).await?;
-        Self::check_status(status)?;
-        serde_json::from_slice(&body).map_err(|_| ErrorReason::Decode)
+    ) -> Result<T, Failure> {
+        let (status, body, url) = self.send(request).await?;
+        let at = |f: Failure| Failure {
+            url: Some(url.clone()),
+            ..f
+        };
+        Self::check_status(status).map_err(at)?;
+        serde_json::from_slice(&body).map_err(|e| {
+            at(Failure {
+                cause: Some(format!("the answer is not the JSON expected: {e}")),
+                ..Failure::status(ErrorReason::Decode, status)
+            })
+        })
     }
 
     /// GET a JSON document without authentication.
@@ -356,13 +482,23 @@ impl Client {
                         request.form(&fields)
                     }
                 };
-                let (status, body) = self.send(request).await?;
-                match status.as_u16() {
-                    200..=299 => serde_json::from_slice(&body).map_err(|_| ErrorReason::Decode),
-                    400 | 401 | 403 => Err(ErrorReason::Auth),
-                    s if s < 500 => Err(ErrorReason::Http4xx),
-                    _ => Err(ErrorReason::Http5xx),
-                }
+                let (status, body, url) = self.send(request).await?;
+                let reason = match status.as_u16() {
+                    200..=299 => {
+                        return serde_json::from_slice(&body).map_err(|e| Failure {
+                            url: Some(url),
+                            cause: Some(format!("the token answer is not JSON: {e}")),
+                            ..Failure::status(ErrorReason::Decode, status)
+                        })
+                    }
+                    400 | 401 | 403 => ErrorReason::Auth,
+                    s if s < 500 => ErrorReason::Http4xx,
+                    _ => ErrorReason::Http5xx,
+                };
+                Err(Failure {
+                    url: Some(url),
+                    ..Failure::status(reason, status)
+                })
             })
             .await?;
         // Refresh a little before the server's expiry (10 %, at least 5 s, at most 60 s).
