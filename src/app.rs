@@ -296,6 +296,13 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .local_addr()
         .map_err(|source| AppError::Listen { addr, source })?;
     tracing::info!(%addr, paths = ?config.logs.paths, "jans-exporter {} listening", env!("CARGO_PKG_VERSION"));
+    for (live, rotated) in crate::config::rotations_not_matched(&config.logs.paths) {
+        tracing::warn!(
+            live = %live,
+            rotated_example = %rotated,
+            "logs.paths follows this log but not the names log4j rotates it to: records written between a rotation and a restart of the sidecar would be lost; add a pattern such as `<dir>/<name>*.log`"
+        );
+    }
 
     // The one shutdown primitive: every task and thread holds this token.
     let cancel = CancellationToken::new();

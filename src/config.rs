@@ -261,6 +261,64 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+/// Where jans-auth writes its logs in the official images (`${log.base}/logs`).
+pub const DEFAULT_LOG_DIR: &str = "/opt/jans/jetty/jans-auth/logs";
+
+/// The logs to follow in `dir`, with the names log4j rotates them to
+/// (`filePattern="…/jans-auth_audit-%d{yyyy-MM-dd}-%i.log"`, reference §1): the audit
+/// log and the server log, live and rotated. `jans-auth-*.log` matches the server log's
+/// rotated files but not jans-auth's other logs (`jans-auth_persistence.log`, …).
+pub fn default_log_paths(dir: &str) -> Vec<String> {
+    ["jans-auth_audit*.log", "jans-auth.log", "jans-auth-*.log"]
+        .iter()
+        .map(|name| format!("{}/{name}", dir.trim_end_matches('/')))
+        .collect()
+}
+
+/// Live logs named by `patterns` whose log4j-rotated name no pattern matches:
+/// `(live file, an example rotated name)`. Records written between a rotation and a
+/// restart of the sidecar are in that rotated file, and would be lost.
+///
+/// A pattern names a live log when its file name, without glob characters, ends in
+/// `.log` and has a stem (`jans-auth_audit.log*` → `jans-auth_audit.log`).
+pub fn rotations_not_matched(patterns: &[String]) -> Vec<(String, String)> {
+    let compiled: Vec<glob::Pattern> = patterns
+        .iter()
+        .filter_map(|p| glob::Pattern::new(p).ok())
+        .collect();
+    let mut out = Vec::new();
+    for pattern in patterns {
+        let path = std::path::Path::new(pattern);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            continue;
+        };
+        let literal: String = name.chars().filter(|c| !"*?[]!".contains(*c)).collect();
+        let Some(stem) = literal.strip_suffix(".log").filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        // A rotated name is not itself a live log.
+        if stem.contains('-')
+            && stem
+                .rsplit('-')
+                .next()
+                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+        {
+            continue;
+        }
+        let rotated = dir.join(format!("{stem}-2026-11-23-1.log"));
+        if !compiled.iter().any(|p| p.matches_path(&rotated)) {
+            out.push((
+                dir.join(format!("{stem}.log")).display().to_string(),
+                rotated.display().to_string(),
+            ));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 impl Config {
     /// Defaults. `embedded` is the no-config-file demo: bundled logs, local state.
     pub fn defaults(embedded: bool) -> Config {
@@ -271,7 +329,7 @@ impl Config {
             )
         } else {
             (
-                vec!["/opt/jans/jetty/jans-auth/logs/jans-auth_audit.log".to_string()],
+                default_log_paths(DEFAULT_LOG_DIR),
                 PathBuf::from("/var/lib/jans-exporter"),
             )
         };
@@ -468,6 +526,55 @@ impl Config {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_paths_follow_log4j_rotations_and_the_old_ones_did_not() {
+        let defaults = default_log_paths(DEFAULT_LOG_DIR);
+        assert_eq!(rotations_not_matched(&defaults), vec![]);
+        let rotated = |name: &str| {
+            defaults.iter().any(|p| {
+                glob::Pattern::new(p)
+                    .unwrap()
+                    .matches(&format!("{DEFAULT_LOG_DIR}/{name}"))
+            })
+        };
+        for followed in [
+            "jans-auth_audit.log",
+            "jans-auth_audit-2026-11-23-1.log",
+            "jans-auth.log",
+            "jans-auth-2026-11-23-12.log",
+        ] {
+            assert!(rotated(followed), "{followed}");
+        }
+        for other in [
+            "jans-auth_persistence.log",
+            "jans-auth_script.log",
+            "http_request_response.log",
+        ] {
+            assert!(!rotated(other), "{other}");
+        }
+        // The earlier default and README patterns miss the rotated audit log.
+        let old = |p: &str| rotations_not_matched(&[p.to_string()]);
+        assert_eq!(
+            old("/logs/jans-auth_audit.log"),
+            vec![(
+                "/logs/jans-auth_audit.log".to_string(),
+                "/logs/jans-auth_audit-2026-11-23-1.log".to_string()
+            )]
+        );
+        assert_eq!(old("/logs/jans-auth_audit.log*").len(), 1);
+        assert_eq!(old("/logs/jans-auth*.log"), vec![]);
+        assert_eq!(
+            old("examples/logs/*.log"),
+            vec![],
+            "no stem: no live log named"
+        );
+        // A live file and its rotations named by two patterns together are fine.
+        assert_eq!(
+            rotations_not_matched(&["/l/a.log".into(), "/l/a-*.log".into()]),
+            vec![]
+        );
+    }
 
     #[test]
     fn file_then_environment_override_defaults() {

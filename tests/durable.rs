@@ -131,6 +131,59 @@ fn clean_restarts_with_rotations_while_down_continue_counters_without_reset() {
     );
 }
 
+/// log4j rotates `jans-auth_audit.log` to `jans-auth_audit-<date>-<n>.log` while the
+/// sidecar is down. The default patterns (rooted in a temporary folder) count every
+/// record afterwards; the old default, the live file alone, loses what was written
+/// before the rotation — and says so at start.
+#[test]
+fn log4j_rotation_while_down_is_exact_with_the_default_patterns() {
+    let run = |patterns: Vec<String>| -> (String, u64, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let mut writer = LogWriter::named(&logs, "jans-auth_audit.log", 41);
+        let paths: Vec<std::path::PathBuf> = patterns
+            .iter()
+            .map(|p| std::path::PathBuf::from(p.replace("{logs}", &logs.display().to_string())))
+            .collect();
+        let config = write_config(dir.path(), &paths, "");
+        writer.write(300);
+        let mut exporter = Exporter::start(&config);
+        wait_for_records(&exporter, 300);
+        let status = exporter.terminate(Duration::from_secs(5)).expect("exits");
+        assert!(status.success());
+        // While down: more records, log4j's rename, records in the new live file.
+        writer.write(200);
+        writer.rotate_to("jans-auth_audit-2026-12-02-1.log");
+        writer.write(100);
+        let exporter = Exporter::start(&config);
+        exporter.wait_ready();
+        let m = wait_for(Duration::from_secs(10), || {
+            let m = exporter.metrics();
+            (family_sum(&m, "jans_audit_events_total") as u64 >= writer.truth.records).then_some(m)
+        })
+        .unwrap_or_else(|| exporter.metrics());
+        if family_sum(&m, "jans_audit_events_total") as u64 == writer.truth.records {
+            assert_exact(&m, &writer.truth);
+        }
+        (m, writer.truth.records, exporter.log_text())
+    };
+
+    let defaults = jans_exporter::config::default_log_paths("{logs}");
+    let (m, written, log) = run(defaults);
+    assert_eq!(family_sum(&m, "jans_audit_events_total") as u64, written);
+    assert_eq!(sample(&m, "jans_exporter_log_files_lost_total"), 0.0);
+    assert!(!log.contains("not the names log4j rotates it to"), "{log}");
+
+    // The control: the live file alone cannot find the rotated one.
+    let (m, written, log) = run(vec!["{logs}/jans-auth_audit.log".into()]);
+    assert!(
+        (family_sum(&m, "jans_audit_events_total") as u64) < written,
+        "the live file alone lost nothing?"
+    );
+    assert!(log.contains("not the names log4j rotates it to"), "{log}");
+}
+
 #[test]
 fn a_file_rotated_away_and_deleted_while_down_is_reported_lost() {
     let dir = tempfile::tempdir().unwrap();

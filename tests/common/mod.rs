@@ -266,7 +266,12 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub fn new(dir: &Path, seed: u64) -> LogWriter {
-        let live = dir.join("audit.log");
+        LogWriter::named(dir, "audit.log", seed)
+    }
+
+    /// A writer of `dir/name`.
+    pub fn named(dir: &Path, name: &str, seed: u64) -> LogWriter {
+        let live = dir.join(name);
         let file = std::fs::File::options()
             .create(true)
             .append(true)
@@ -323,6 +328,17 @@ impl LogWriter {
             self.dir.join(format!("audit.log.{}", self.rotated)),
         )
         .unwrap();
+        self.file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&self.live)
+            .unwrap();
+    }
+
+    /// Renames the live file to `name` in the same folder and continues in a new one.
+    pub fn rotate_to(&mut self, name: &str) {
+        self.rotated += 1;
+        std::fs::rename(&self.live, self.dir.join(name)).unwrap();
         self.file = std::fs::File::options()
             .create(true)
             .append(true)
