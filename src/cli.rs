@@ -36,6 +36,17 @@ enum Command {
     CheckConfig,
     /// Read a token on standard input and print its line for `api.static_tokens_file`.
     HashToken,
+    /// Ask a running exporter's /healthz; exit 0 on 200, 1 otherwise (for Docker's
+    /// HEALTHCHECK: the image has no shell and no curl).
+    Healthcheck {
+        /// The exporter's address; by default `server.listen` of the configuration,
+        /// with 0.0.0.0 or :: asked on loopback.
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<std::net::SocketAddr>,
+        /// Limit for each of connect, send and answer.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 fn init_logging() {
@@ -78,6 +89,16 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::HashToken => ExitCode::SUCCESS,
+        Command::Healthcheck { address, timeout } => {
+            let addr = address.unwrap_or_else(|| crate::healthcheck::target(config.server.listen));
+            match crate::healthcheck::check(addr, timeout) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("jans-exporter: unhealthy: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Replay { files } => match app::replay(&config, &files) {
             Ok(text) => {
                 print!("{text}");

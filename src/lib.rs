@@ -10,6 +10,7 @@ pub mod config;
 pub mod event;
 pub mod families;
 pub mod generate;
+pub mod healthcheck;
 pub mod log_limit;
 pub mod process;
 pub mod source;

@@ -252,3 +252,59 @@ fn check_config_prints_the_effective_config_or_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("precison"));
 }
+
+/// `healthcheck` (Docker's HEALTHCHECK in an image without curl): 0 against a live
+/// exporter, 1 against a server answering 500, a listener that never answers, and a
+/// closed port — each within its timeout.
+#[test]
+fn the_healthcheck_subcommand_exits_zero_only_on_a_healthy_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, b"").unwrap();
+    let config = write_config(dir.path(), &[log], "");
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let check = |addr: std::net::SocketAddr| {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(BIN)
+            .args(["--config", config.to_str().unwrap(), "healthcheck"])
+            .args(["--address", &addr.to_string(), "--timeout", "300ms"])
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert_eq!(check(exporter.addr).0, Some(0));
+
+    // A server that answers 500 to anything.
+    let failing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let failing_addr = failing.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in failing.incoming().flatten().take(1) {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ =
+                conn.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let (code, err) = check(failing_addr);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("HTTP/1.1 500"), "{err}");
+
+    // Accepts, never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_eq!(check(silent.local_addr().unwrap()).0, Some(1));
+    drop(silent);
+
+    // Nothing listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let (code, err) = check(closed_addr);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot reach"), "{err}");
+}

@@ -164,3 +164,45 @@ fn compose_configs_pass_prometheus_and_alertmanager_checks() {
         );
     }
 }
+
+/// No Docker engine runs here, so the image's promises are checked on its Dockerfile:
+/// the runtime stage keeps state under an absolute folder the image's user owns, its
+/// HEALTHCHECK calls a subcommand the binary has, and it carries OCI labels.
+#[test]
+fn the_image_saves_state_as_its_user_and_checks_its_own_health() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).unwrap();
+    let runtime = text.rsplit("\nFROM ").next().unwrap();
+    let env = |key: &str| {
+        runtime
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("ENV {key}=")))
+            .map(str::to_string)
+    };
+    let state = env("JANS_EXPORTER_STATE__DIR").expect("the state folder is set");
+    assert!(state.starts_with('/'), "absolute: {state}");
+    let user = runtime
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a non-root user");
+    assert!(!user.starts_with('0'), "{user}");
+    let owner = user.split(':').next().unwrap();
+    assert!(
+        runtime.lines().any(
+            |l| l.starts_with(&format!("COPY --from=build --chown={owner}:"))
+                && l.trim_end().ends_with(&format!(" {state}"))
+        ),
+        "{state} is created owned by {owner}"
+    );
+    assert!(runtime.contains(r#"CMD ["/usr/local/bin/jans-exporter", "healthcheck"]"#));
+    let help = Command::new(env!("CARGO_BIN_EXE_jans-exporter"))
+        .args(["healthcheck", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    for label in ["title", "version", "revision", "licenses", "description"] {
+        assert!(
+            runtime.contains(&format!("org.opencontainers.image.{label}=")),
+            "{label}"
+        );
+    }
+}
