@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -17,8 +17,16 @@ use crate::config::Config;
 struct Cli {
     /// TOML configuration file. Without one, the embedded default runs: the bundled
     /// example logs, served on 127.0.0.1:9781.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        visible_alias = "config.file",
+        global = true,
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
+    /// Address to serve on; wins over `server.listen` in the file and the environment.
+    #[arg(long = "web.listen-address", global = true, value_name = "HOST:PORT")]
+    listen: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,21 +57,29 @@ enum Command {
     },
 }
 
-fn init_logging() {
+/// Logs to standard error, as `log.format` says; `RUST_LOG` sets the level.
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     if let Some(Command::HashToken) = cli.command {
         let mut token = String::new();
         if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {
@@ -76,13 +92,17 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let config = match Config::load(cli.config.as_deref()) {
+    let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("jans-exporter: invalid configuration: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(listen) = cli.listen {
+        config.server.listen = listen;
+    }
+    init_logging(config.log.format);
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
             print!("{}", config.to_redacted_toml());

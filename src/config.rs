@@ -56,6 +56,25 @@ pub struct Config {
     pub state: StateConfig,
     pub upstream: UpstreamConfig,
     pub api: ApiConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The exporter's own log, on standard error.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// `text` for people, `json` (one object per line) for log collectors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The Janssen-compatible endpoints.
@@ -361,6 +380,7 @@ impl Config {
             },
             upstream: UpstreamConfig::default(),
             api: ApiConfig::default(),
+            log: LogConfig::default(),
         }
     }
 

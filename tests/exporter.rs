@@ -308,3 +308,62 @@ fn the_healthcheck_subcommand_exits_zero_only_on_a_healthy_answer() {
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+/// `log.format = "json"` writes one JSON object per line, and `--web.listen-address`
+/// (beside `--config.file`) wins over `server.listen` in the file.
+#[test]
+fn json_logs_and_the_listen_address_flag() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, b"").unwrap();
+    let config = write_config(dir.path(), &[log], "[log]\nformat = \"json\"\n");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let want = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(BIN)
+        .args(["--config.file", config.to_str().unwrap()])
+        .args(["--web.listen-address", &want, "run"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&lines);
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let listening = wait_for(Duration::from_secs(20), || {
+        lines.lock().unwrap().iter().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v["message"]
+                .as_str()?
+                .contains("listening")
+                .then(|| v["addr"].as_str().map(str::to_string))?
+        })
+    });
+    let answer = http(want.parse().unwrap(), "GET", "/healthz", &[], b"");
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = lines.lock().unwrap().clone();
+    assert_eq!(listening.as_deref(), Some(want.as_str()), "{all:?}");
+    assert_eq!(answer.map(|a| a.status).ok(), Some(200));
+    assert!(!all.is_empty());
+    for line in &all {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+    }
+}
