@@ -2,11 +2,13 @@
 # shell-less image (distroless cc: glibc and CA certificates only).
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
 COPY examples ./examples
-RUN cargo build --release --locked --bin jans-exporter \
+# The build context has no .git: the commit comes in as a build argument.
+ARG REVISION=unknown
+RUN JANSX_BUILD_REVISION="${REVISION}" cargo build --release --locked --bin jans-exporter \
  && mkdir -p /out/var/lib/jans-exporter
 
 FROM gcr.io/distroless/cc-debian12:nonroot

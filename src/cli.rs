@@ -11,7 +11,14 @@ use crate::config::{Config, LogFormat};
 #[derive(Parser, Debug)]
 #[command(
     name = "jans-exporter",
-    version,
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (revision ",
+        env!("JANSX_BUILD_REVISION"),
+        ", rustc ",
+        env!("JANSX_BUILD_RUSTC"),
+        ")"
+    ),
     about = "Prometheus exporter sidecar for the Janssen auth server"
 )]
 struct Cli {

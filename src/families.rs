@@ -172,8 +172,8 @@ families! {
         "FIDO2 entries received again (window overlap) and not counted twice";
 
     // The exporter process.
-    BUILD_INFO: Gauge "jans_exporter_build_info" None, ["version"],
-        "Build of the running exporter; always 1";
+    BUILD_INFO: Gauge "jans_exporter_build_info" None, ["version", "revision", "rustc"],
+        "Build of the running exporter: its version, the commit it was built from and the compiler's version; always 1";
     PROCESS_CPU: Counter "jans_exporter_process_cpu" Some(Unit::Seconds), [],
         "CPU time used by the exporter";
     PROCESS_RESIDENT_MEMORY: Gauge "jans_exporter_process_resident_memory" Some(Unit::Bytes), [],

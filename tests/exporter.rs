@@ -367,3 +367,38 @@ fn json_logs_and_the_listen_address_flag() {
         );
     }
 }
+
+/// `--version` names the version, revision and compiler, exactly as build_info does.
+#[test]
+fn version_and_build_info_say_the_same() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, b"").unwrap();
+    let exporter = Exporter::start(&write_config(dir.path(), &[log], ""));
+    let m = exporter.metrics();
+    let info = m
+        .lines()
+        .find(|l| l.starts_with("jans_exporter_build_info{"))
+        .expect("build_info");
+    let label = |name: &str| {
+        info.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (version, revision, rustc) = (label("version"), label("revision"), label("rustc"));
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    assert!(!revision.is_empty() && !rustc.is_empty(), "{info}");
+    assert!(
+        rustc.chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "{info}"
+    );
+    assert_eq!(
+        text,
+        format!("jans-exporter {version} (revision {revision}, rustc {rustc})")
+    );
+}

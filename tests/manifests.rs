@@ -172,6 +172,9 @@ fn compose_configs_pass_prometheus_and_alertmanager_checks() {
 fn the_image_saves_state_as_its_user_and_checks_its_own_health() {
     let text = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).unwrap();
     let runtime = text.rsplit("\nFROM ").next().unwrap();
+    // Everything the build reads is in the build stage.
+    assert!(text.contains("COPY Cargo.toml Cargo.lock build.rs ./"));
+    assert!(text.contains("JANSX_BUILD_REVISION=\"${REVISION}\" cargo build"));
     let env = |key: &str| {
         runtime
             .lines()

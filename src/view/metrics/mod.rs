@@ -252,8 +252,10 @@ mod tests {
         assert!(om.contains("jans_active_users{period=\"month\"} 0.0\n"));
         assert!(om.contains("jans_exporter_log_read_bytes_total 0\n"));
         assert!(om.contains(&format!(
-            "jans_exporter_build_info{{version=\"{}\"}} 1.0\n",
-            env!("CARGO_PKG_VERSION")
+            "jans_exporter_build_info{{version=\"{}\",revision=\"{}\",rustc=\"{}\"}} 1.0\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("JANSX_BUILD_REVISION"),
+            env!("JANSX_BUILD_RUSTC"),
         )));
         assert!(
             !om.contains("last_record_timestamp"),

@@ -17,7 +17,14 @@ pub fn encode(process: Option<&dyn ProcessInfo>, enc: &mut DescriptorEncoder) ->
     gauges(
         enc,
         &families::BUILD_INFO,
-        [(vec![("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+        [(
+            vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("revision", env!("JANSX_BUILD_REVISION")),
+                ("rustc", env!("JANSX_BUILD_RUSTC")),
+            ],
+            1.0,
+        )],
     )?;
     for (family, value) in process.map(|p| p.sample()).unwrap_or_default() {
         match family.kind {
