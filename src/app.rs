@@ -339,6 +339,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         config.logs.start_at,
     ))
     .with_checkpoints(checkpoints)
+    .with_silence_warnings(config.logs.stale_after)
     .with_stop(cancel.clone());
     let tailer_cancel = cancel.clone();
     let tailer_thread = std::thread::Builder::new()

@@ -231,6 +231,9 @@ pub struct LogsConfig {
     /// name such as `Europe/Berlin`, or `UTC`.
     #[serde(default = "default_server_time_zone")]
     pub server_time_zone: String,
+    /// Warn when nothing has been read for this long (zero: never).
+    #[serde(with = "duration", default = "default_stale_after")]
+    pub stale_after: Duration,
 }
 
 fn default_server_time_zone() -> String {
@@ -338,6 +341,10 @@ pub fn rotations_not_matched(patterns: &[String]) -> Vec<(String, String)> {
     out
 }
 
+fn default_stale_after() -> Duration {
+    Duration::from_secs(3600)
+}
+
 impl Config {
     /// Defaults. `embedded` is the no-config-file demo: bundled logs, local state.
     pub fn defaults(embedded: bool) -> Config {
@@ -362,6 +369,7 @@ impl Config {
                 start_at: StartAt::Beginning,
                 poll_interval: Duration::from_millis(250),
                 server_time_zone: default_server_time_zone(),
+                stale_after: default_stale_after(),
             },
             sketch: SketchConfig {
                 precision: 14,

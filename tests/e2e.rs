@@ -202,10 +202,16 @@ fn healthy_flows_are_silent_and_a_burst_of_wrong_passwords_pages() {
         "/alerts/jans-exporter.rules.yml"
     ))
     .unwrap();
+    // JansExporterAbsent keeps its own `for:`: before Prometheus's first scrape there
+    // is no `up` series, and 5 s would page for that (promtool tests it firing).
+    let mut alert = String::new();
     let fast: String = rules
         .lines()
         .map(|l| {
-            if l.trim_start().starts_with("for:") {
+            if let Some(name) = l.trim_start().strip_prefix("- alert: ") {
+                alert = name.trim().to_string();
+            }
+            if l.trim_start().starts_with("for:") && alert != "JansExporterAbsent" {
                 "        for: 5s".to_string()
             } else {
                 l.to_string()
@@ -296,7 +302,11 @@ fn healthy_flows_are_silent_and_a_burst_of_wrong_passwords_pages() {
         0,
         "healthy flows raised alerts: {quiet}"
     );
-    assert!(hook_bodies.lock().unwrap().is_empty());
+    assert!(
+        hook_bodies.lock().unwrap().is_empty(),
+        "{:?}",
+        hook_bodies.lock().unwrap()
+    );
 
     // The burst: flows where 70 % of password attempts are wrong.
     let mut burst = Flows::new(FlowSpec {

@@ -402,3 +402,47 @@ fn version_and_build_info_say_the_same() {
         format!("jans-exporter {version} (revision {revision}, rustc {rustc})")
     );
 }
+
+/// A pattern that matches nothing and a log that stays empty are said in the log
+/// (a wrong path or audit logging left off must not look like a quiet server); a
+/// pattern that matches is not named.
+#[test]
+fn nothing_to_read_is_said_not_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, b"").unwrap();
+    let nothing = dir.path().join("nowhere").join("jans-auth_audit*.log");
+    let config = write_config(dir.path(), &[log.clone(), nothing.clone()], "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[logs]\n", "[logs]\nstale_after = \"1s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let said = wait_for(Duration::from_secs(10), || {
+        let log = exporter.log_text();
+        (log.contains("no file matches this logs.paths pattern")
+            && log.contains("nothing has been read from the followed logs"))
+        .then_some(log)
+    })
+    .unwrap_or_else(|| exporter.log_text());
+    let empty: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("no file matches this logs.paths pattern"))
+        .collect();
+    assert_eq!(empty.len(), 1, "{said}");
+    assert!(
+        empty[0].contains(&nothing.display().to_string()),
+        "{}",
+        empty[0]
+    );
+    assert!(empty[0].contains("WARN"));
+    assert!(
+        said.contains("nothing has been read from the followed logs"),
+        "{said}"
+    );
+    assert!(
+        !said.contains(&format!("pattern={}", log.display())),
+        "{said}"
+    );
+}

@@ -2,4 +2,5 @@
 
 pub mod formats;
 pub mod framer;
+pub mod silence;
 pub mod tailer;

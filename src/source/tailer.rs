@@ -107,6 +107,11 @@ pub struct Tailer {
     saved_truncated: Vec<FileCheckpoint>,
     retired: VecDeque<Retired>,
     first_pass_done: bool,
+    /// Files each pattern matched at the last discovery, by pattern.
+    matched: Vec<u64>,
+    /// When bytes were last read from any file.
+    last_read: Option<Instant>,
+    silence: Option<super::silence::SilenceWatch>,
     buf: Vec<u8>,
     malformed_log: RateLimitedLog,
     io_log: RateLimitedLog,
@@ -166,6 +171,9 @@ impl Tailer {
             saved_truncated: Vec::new(),
             retired: VecDeque::new(),
             first_pass_done: false,
+            matched: Vec::new(),
+            last_read: None,
+            silence: None,
             buf: vec![0; READ_CHUNK],
             malformed_log: RateLimitedLog::new(Duration::from_secs(10)),
             io_log: RateLimitedLog::new(Duration::from_secs(30)),
@@ -184,6 +192,16 @@ impl Tailer {
             .is_some_and(CancellationToken::is_cancelled)
     }
 
+    /// Warn while a pattern matches nothing or nothing was read for `stale_after`
+    /// (zero: never for the latter). For the live tail only.
+    pub fn with_silence_warnings(mut self, stale_after: Duration) -> Tailer {
+        self.silence = Some(super::silence::SilenceWatch::new(
+            self.cfg.patterns.len(),
+            stale_after,
+        ));
+        self
+    }
+
     /// Continue from checkpoints of an earlier run.
     pub fn with_checkpoints(mut self, saved: Vec<FileCheckpoint>) -> Tailer {
         self.saved = saved;
@@ -195,6 +213,9 @@ impl Tailer {
         while !stop.is_cancelled() {
             if self.poll(sink).is_err() {
                 return;
+            }
+            if let Some(silence) = &mut self.silence {
+                silence.check(&self.cfg.patterns, &self.matched, self.last_read);
             }
             let until = Instant::now() + self.cfg.poll_interval;
             while Instant::now() < until && !stop.is_cancelled() {
@@ -217,7 +238,8 @@ impl Tailer {
     /// Files matched now, one entry per identity.
     fn discover(&mut self) -> BTreeMap<FileId, (PathBuf, u64)> {
         let mut found = BTreeMap::new();
-        for pattern in &self.cfg.patterns {
+        self.matched = vec![0; self.cfg.patterns.len()];
+        for (i, pattern) in self.cfg.patterns.iter().enumerate() {
             let paths = match glob::glob(pattern) {
                 Ok(paths) => paths,
                 Err(e) => {
@@ -238,6 +260,7 @@ impl Tailer {
                     dev: meta.dev(),
                     ino: meta.ino(),
                 };
+                self.matched[i] += 1;
                 found.entry(id).or_insert((path, meta.len()));
             }
         }
@@ -542,6 +565,7 @@ impl Tailer {
             }
             f.framer.feed(&self.buf[..n], &mut events);
             events.push(Event::BytesRead(n as u64));
+            self.last_read = Some(Instant::now());
             if f.head.len() < HEAD_BYTES {
                 if let Ok(head) = read_head(&f.file, HEAD_BYTES) {
                     f.head = head;
