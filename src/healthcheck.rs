@@ -12,6 +12,11 @@ pub enum HealthcheckError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("no answer from {addr}: {source}")]
+    NoAnswer {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{addr} answered `{status_line}`")]
     Unhealthy {
         addr: SocketAddr,
@@ -34,14 +39,18 @@ pub fn target(listen: SocketAddr) -> SocketAddr {
 /// line of the answer must say 200.
 pub fn check(addr: SocketAddr, timeout: Duration) -> Result<(), HealthcheckError> {
     let connect = |source| HealthcheckError::Connect { addr, source };
+    let no_answer = |source| HealthcheckError::NoAnswer { addr, source };
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(connect)?;
-    stream.set_read_timeout(Some(timeout)).map_err(connect)?;
-    stream.set_write_timeout(Some(timeout)).map_err(connect)?;
+    stream.set_read_timeout(Some(timeout)).map_err(no_answer)?;
+    stream.set_write_timeout(Some(timeout)).map_err(no_answer)?;
     let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(connect)?;
+    stream.write_all(request.as_bytes()).map_err(no_answer)?;
     // The status line is all that matters; 1 KiB bounds what is read.
     let mut head = Vec::with_capacity(1024);
-    stream.take(1024).read_to_end(&mut head).map_err(connect)?;
+    stream
+        .take(1024)
+        .read_to_end(&mut head)
+        .map_err(no_answer)?;
     let status_line = String::from_utf8_lossy(&head)
         .lines()
         .next()

@@ -238,7 +238,8 @@ impl Tailer {
     /// Files matched now, one entry per identity.
     fn discover(&mut self) -> BTreeMap<FileId, (PathBuf, u64)> {
         let mut found = BTreeMap::new();
-        self.matched = vec![0; self.cfg.patterns.len()];
+        self.matched.clear();
+        self.matched.resize(self.cfg.patterns.len(), 0);
         for (i, pattern) in self.cfg.patterns.iter().enumerate() {
             let paths = match glob::glob(pattern) {
                 Ok(paths) => paths,
