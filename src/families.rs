@@ -174,15 +174,34 @@ families! {
     // The exporter process.
     BUILD_INFO: Gauge "jans_exporter_build_info" None, ["version", "revision", "rustc"],
         "Build of the running exporter: its version, the commit it was built from and the compiler's version; always 1";
-    PROCESS_CPU: Counter "jans_exporter_process_cpu" Some(Unit::Seconds), [],
-        "CPU time used by the exporter";
-    PROCESS_RESIDENT_MEMORY: Gauge "jans_exporter_process_resident_memory" Some(Unit::Bytes), [],
-        "Resident memory of the exporter";
-    PROCESS_START_TIME: Gauge "jans_exporter_process_start_time" Some(Unit::Seconds), [],
-        "Start time of the exporter since the epoch";
-    PROCESS_OPEN_FDS: Gauge "jans_exporter_process_open_fds" None, [],
-        "Open file descriptors of the exporter";
+    // The standard process families of every Prometheus client library, unprefixed
+    // on purpose so that shared process dashboards and alerts find them.
+    PROCESS_CPU: Counter "process_cpu" Some(Unit::Seconds), [],
+        "Total user and system CPU time spent in seconds";
+    PROCESS_RESIDENT_MEMORY: Gauge "process_resident_memory" Some(Unit::Bytes), [],
+        "Resident memory size in bytes";
+    PROCESS_VIRTUAL_MEMORY: Gauge "process_virtual_memory" Some(Unit::Bytes), [],
+        "Virtual memory size in bytes";
+    PROCESS_VIRTUAL_MEMORY_MAX: Gauge "process_virtual_memory_max" Some(Unit::Bytes), [],
+        "Maximum amount of virtual memory available in bytes";
+    PROCESS_START_TIME: Gauge "process_start_time" Some(Unit::Seconds), [],
+        "Start time of the process since unix epoch in seconds";
+    PROCESS_OPEN_FDS: Gauge "process_open_fds" None, [],
+        "Number of open file descriptors";
+    PROCESS_MAX_FDS: Gauge "process_max_fds" None, [],
+        "Maximum number of open file descriptors";
 }
+
+/// The standard `process_*` families, the only ones without the `jans_` prefix.
+pub const STANDARD_PROCESS: [&Family; 7] = [
+    &PROCESS_CPU,
+    &PROCESS_RESIDENT_MEMORY,
+    &PROCESS_VIRTUAL_MEMORY,
+    &PROCESS_VIRTUAL_MEMORY_MAX,
+    &PROCESS_START_TIME,
+    &PROCESS_OPEN_FDS,
+    &PROCESS_MAX_FDS,
+];
 
 /// The family called `name`, if declared.
 pub fn by_name(name: &str) -> Option<&'static Family> {
@@ -198,7 +217,11 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for f in ALL {
             assert!(seen.insert(f.name), "{} declared twice", f.name);
-            assert!(f.name.starts_with("jans_"), "{}", f.name);
+            assert!(
+                f.name.starts_with("jans_") || STANDARD_PROCESS.contains(&f),
+                "{}",
+                f.name
+            );
             assert!(
                 !f.name.ends_with("_total"),
                 "{}: the encoder adds _total",

@@ -1,4 +1,12 @@
 //! The exporter's own resource use, read from `/proc` at scrape time (Linux).
+//!
+//! The families are the standard `process_*` set every Prometheus client library
+//! exposes, so the usual "process" dashboards and alerts work on us unchanged.
+//! `procfs` supplies the clock-tick rate and page size of the running kernel
+//! instead of constants that are wrong on some configurations.
+
+use procfs::process::{LimitValue, Process};
+use procfs::WithCurrentSystemInfo;
 
 use crate::families::{self, Family};
 use crate::view::metrics::ProcessInfo;
@@ -6,48 +14,50 @@ use crate::view::metrics::ProcessInfo;
 #[derive(Debug, Default)]
 pub struct ProcSelf;
 
-/// Clock ticks per second; 100 on every Linux configuration we run on.
-const TICKS_PER_SECOND: f64 = 100.0;
-
-fn page_size() -> f64 {
-    4096.0
-}
-
-/// Fields of `/proc/self/stat` after the command name, 0-based from field 3 (`state`).
-fn stat_fields() -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    Some(after.split_whitespace().map(str::to_string).collect())
-}
-
-fn boot_time() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
+/// A limit as client_golang reports it: "unlimited" is the largest u64.
+fn limit(value: LimitValue) -> f64 {
+    match value {
+        LimitValue::Unlimited => u64::MAX as f64,
+        LimitValue::Value(v) => v as f64,
+    }
 }
 
 impl ProcessInfo for ProcSelf {
     fn sample(&self) -> Vec<(&'static Family, f64)> {
         let mut out = Vec::new();
-        if let Some(f) = stat_fields() {
-            let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-            // utime, stime are fields 14 and 15 (1-based), i.e. 11 and 12 here.
-            if let (Some(u), Some(s)) = (num(11), num(12)) {
-                out.push((&families::PROCESS_CPU, (u + s) / TICKS_PER_SECOND));
-            }
-            if let Some(rss) = num(21) {
-                out.push((&families::PROCESS_RESIDENT_MEMORY, rss * page_size()));
-            }
-            if let (Some(start), Some(boot)) = (num(19), boot_time()) {
+        let Ok(me) = Process::myself() else {
+            return out;
+        };
+        if let Ok(stat) = me.stat() {
+            let ticks = procfs::ticks_per_second() as f64;
+            out.push((
+                &families::PROCESS_CPU,
+                (stat.utime + stat.stime) as f64 / ticks,
+            ));
+            out.push((
+                &families::PROCESS_RESIDENT_MEMORY,
+                stat.rss_bytes().get() as f64,
+            ));
+            out.push((&families::PROCESS_VIRTUAL_MEMORY, stat.vsize as f64));
+            if let Ok(boot) = procfs::boot_time_secs() {
                 out.push((
                     &families::PROCESS_START_TIME,
-                    boot + start / TICKS_PER_SECOND,
+                    boot as f64 + stat.starttime as f64 / ticks,
                 ));
             }
         }
-        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-            out.push((&families::PROCESS_OPEN_FDS, fds.count() as f64));
+        if let Ok(fds) = me.fd_count() {
+            out.push((&families::PROCESS_OPEN_FDS, fds as f64));
+        }
+        if let Ok(limits) = me.limits() {
+            out.push((
+                &families::PROCESS_MAX_FDS,
+                limit(limits.max_open_files.soft_limit),
+            ));
+            out.push((
+                &families::PROCESS_VIRTUAL_MEMORY_MAX,
+                limit(limits.max_address_space.soft_limit),
+            ));
         }
         out
     }
@@ -62,20 +72,27 @@ mod tests {
         let s = ProcSelf.sample();
         let get = |n: &str| {
             s.iter()
-                .find(|x| x.0.name == format!("jans_exporter_{n}"))
+                .find(|x| x.0.name == n)
                 .map(|x| x.1)
+                .unwrap_or_else(|| panic!("{n} missing from {s:?}"))
         };
-        let rss = get("process_resident_memory").unwrap();
+        let rss = get("process_resident_memory");
         assert!(
             rss > 1024.0 * 1024.0 && rss < 4.0 * 1024.0 * 1024.0 * 1024.0,
             "rss {rss}"
         );
-        assert!(get("process_open_fds").unwrap() >= 3.0);
-        let start = get("process_start_time").unwrap();
+        assert!(get("process_virtual_memory") >= rss);
+        let open = get("process_open_fds");
+        assert!(open >= 3.0 && open <= get("process_max_fds"), "fds {open}");
+        assert!(get("process_virtual_memory_max") > 0.0);
+        let start = get("process_start_time");
         let now = chrono::Utc::now().timestamp() as f64;
         assert!(
             start <= now + 1.0 && start > now - 86_400.0 * 365.0,
             "start {start}"
         );
+        // This test burns a little CPU itself, so the counter is positive.
+        let cpu = get("process_cpu");
+        assert!(cpu >= 0.0 && cpu < 86_400.0, "cpu {cpu}");
     }
 }

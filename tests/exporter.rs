@@ -23,7 +23,12 @@ fn write_log(path: &Path, layout: Layout, spec: Spec, n: usize, truth: &mut Trut
 fn comparable(exposition: &str) -> Vec<String> {
     exposition
         .lines()
-        .filter(|l| !l.contains("jans_exporter_process_") && !l.contains("jans_exporter_state_"))
+        .filter(|l| {
+            let name = ["# HELP ", "# TYPE ", "# UNIT "]
+                .iter()
+                .fold(*l, |l, p| l.strip_prefix(p).unwrap_or(l));
+            !name.starts_with("process_") && !name.starts_with("jans_exporter_state_")
+        })
         .map(str::to_string)
         .collect()
 }
