@@ -13,7 +13,7 @@ use crate::store::persist::{Loaded, StateFile};
 use crate::store::{self, Persistence, Published, Store, StoreConfig};
 use crate::upstream::{self, fido2::Fido2Poller, health::HealthPoller, stat::StatPoller};
 use crate::view::auth::{Authorizer, Introspection, StaticTokens};
-use crate::view::http::{self, HttpApp};
+use crate::view::http::{self, HttpApp, PolledTarget};
 use crate::view::metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,10 +137,10 @@ fn start_pollers(
     tx: &tokio::sync::mpsc::Sender<Message>,
     cancel: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> Result<(), AppError> {
+) -> Result<Vec<PolledTarget>, AppError> {
     let u = &config.upstream;
     let Some(client) = client else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     client.record_calls_to(tx);
     let mut pollers: Vec<Box<dyn upstream::Poller>> = vec![Box::new(HealthPoller {
@@ -176,10 +176,16 @@ fn start_pollers(
             since_ms,
         }));
     }
+    let mut polled = Vec::with_capacity(pollers.len());
     for p in pollers {
+        polled.push(PolledTarget {
+            name: p.name(),
+            url: p.target(),
+            every: p.interval(),
+        });
         tasks.spawn(upstream::run(p, tx.clone(), cancel.clone()));
     }
-    Ok(())
+    Ok(polled)
 }
 
 /// The store from the saved snapshot, or a fresh one; never fails the start.
@@ -317,7 +323,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Message>(64);
     let client = upstream_client(&config)?;
     let mut tasks = tokio::task::JoinSet::new();
-    start_pollers(
+    let polled = start_pollers(
         &config,
         client.as_ref(),
         fido2_synced_ms,
@@ -358,6 +364,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         health_stale_after: config.upstream.health_interval * 3,
         compat_slots: tokio::sync::Semaphore::new(64),
         error_reason: config.api.error_reason,
+        polled,
     });
     let signal_cancel = cancel.clone();
     tokio::spawn(async move {

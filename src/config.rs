@@ -447,6 +447,11 @@ impl Config {
         {
             return invalid("logs.paths", format!("`{bad}` is not a valid glob"));
         }
+        // Each pattern is a label value of jans_exporter_log_pattern_files.
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = self.logs.paths.iter().find(|p| !seen.insert(p.as_str())) {
+            return invalid("logs.paths", format!("`{twice}` is listed twice"));
+        }
         if self.logs.format != "auto" && formats::id_of(&self.logs.format).is_none() {
             let known: Vec<&str> = formats::ALL.iter().map(|f| f.name()).collect();
             return invalid(
@@ -669,6 +674,10 @@ mod tests {
                 "active_users.actions",
             ),
             ("[nope]\n", "nope"),
+            (
+                "[logs]\npaths = [\"/a/*.log\", \"/a/*.log\"]\n",
+                "listed twice",
+            ),
         ];
         for (toml, key) in cases {
             figment::Jail::expect_with(|jail| {

@@ -116,6 +116,8 @@ families! {
         "Checkpointed log files not found again after a restart (rotated away and deleted while down)";
     LOG_FILES: Gauge "jans_exporter_log_files" None, [],
         "Log files followed now";
+    LOG_PATTERN_FILES: Gauge "jans_exporter_log_pattern_files" None, ["pattern"],
+        "Files each configured logs.paths pattern matched at the last discovery; 0 when it finds nothing";
     LOG_LAG: Gauge "jans_exporter_log_lag" Some(Unit::Bytes), [],
         "Bytes written to followed log files and not yet read";
 

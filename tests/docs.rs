@@ -16,6 +16,7 @@ fn exposed() -> BTreeMap<String, (String, BTreeSet<String>)> {
     view.counters.last_record_ms = Some(1);
     view.monthly = vec![(202611, 1)];
     view.state.last_save_ms = Some(1);
+    view.tail.matched = vec![("/logs/jans-auth_audit*.log".into(), 1)];
     // Every upstream family, as after a round of successful polls.
     let mut up = jans_exporter::store::upstream::UpstreamFigures::new(14, 13);
     let h = jans_exporter::store::sketch::Horizon::default();

@@ -452,4 +452,34 @@ fn nothing_to_read_is_said_not_silent() {
         !said.contains(&format!("pattern={}", log.display())),
         "{said}"
     );
+    // The same in /metrics and on the landing page, pattern by pattern.
+    let m = exporter.metrics();
+    let matched = |p: &Path| {
+        sample(
+            &m,
+            &format!(
+                "jans_exporter_log_pattern_files{{pattern=\"{}\"}}",
+                p.display()
+            ),
+        )
+    };
+    assert_eq!((matched(&log), matched(&nothing)), (1.0, 0.0), "{m}");
+    // Matched but not followed: a file is opened once it holds a record's worth.
+    assert_eq!(sample(&m, "jans_exporter_log_files"), 0.0);
+    let page = exporter.get("/", &[]).text();
+    assert!(
+        page.contains(&format!(
+            "<tr><td><code>{}</code></td><td>0 <strong>(nothing)</strong></td></tr>",
+            nothing.display()
+        )) && page.contains(&format!(
+            "<tr><td><code>{}</code></td><td>1</td></tr>",
+            log.display()
+        )),
+        "{page}"
+    );
+    assert!(page.contains("newest record stamped none yet"), "{page}");
+    assert!(
+        page.contains("<code>upstream.base_url</code> is not set"),
+        "{page}"
+    );
 }

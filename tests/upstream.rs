@@ -553,6 +553,18 @@ fn health_maps_to_up_db_online_and_starting() {
     assert_eq!(sample(&m, "jans_auth_server_up"), 0.0);
     fake.with(|s| s.health = ("running".into(), "online".into()));
     wait_value(&exporter, "jans_auth_server_up", 1.0);
+    // The landing page names what is polled (no credentials) and how it went.
+    let page = exporter.get("/", &[]).text();
+    let health_row = format!(
+        "<tr><td>health</td><td><code>{}/jans-auth/sys/health-check</code></td><td>1s</td></tr>",
+        fake.base().trim_end_matches('/')
+    );
+    assert!(page.contains(&health_row), "{health_row} not in {page}");
+    assert!(
+        page.contains("<tr><td>health</td><td>answered</td><td>20"),
+        "{page}"
+    );
+    assert!(!page.contains(CLIENT_SECRET), "{page}");
     fake.fault(
         "/jans-auth/sys/health-check",
         [Fault::Status(500), Fault::Status(500), Fault::Status(500)],

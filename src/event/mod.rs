@@ -395,10 +395,12 @@ pub struct Batch {
     pub status: Option<TailStatus>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TailStatus {
     pub lag_bytes: u64,
     pub files: u64,
+    /// Each configured pattern with the files it matched at the last discovery.
+    pub matched: Vec<(std::sync::Arc<str>, u64)>,
 }
 
 /// Everything the store receives.

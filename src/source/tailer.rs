@@ -109,6 +109,8 @@ pub struct Tailer {
     first_pass_done: bool,
     /// Files each pattern matched at the last discovery, by pattern.
     matched: Vec<u64>,
+    /// The patterns as shared label values for [`TailStatus`].
+    shown_patterns: Vec<std::sync::Arc<str>>,
     /// When bytes were last read from any file.
     last_read: Option<Instant>,
     silence: Option<super::silence::SilenceWatch>,
@@ -165,6 +167,7 @@ fn same_start(candidate: &[u8], known: &[u8]) -> bool {
 impl Tailer {
     pub fn new(cfg: TailerConfig) -> Tailer {
         Tailer {
+            shown_patterns: cfg.patterns.iter().map(|p| p.as_str().into()).collect(),
             cfg,
             files: BTreeMap::new(),
             saved: Vec::new(),
@@ -350,6 +353,12 @@ impl Tailer {
         let status = TailStatus {
             lag_bytes: self.lag_bytes(),
             files: self.files.len() as u64,
+            matched: self
+                .shown_patterns
+                .iter()
+                .cloned()
+                .zip(self.matched.iter().copied())
+                .collect(),
         };
         sink.send(Message::Batch(Batch {
             status: Some(status),

@@ -634,7 +634,7 @@ impl Store {
             counters: self.counters.clone(),
             active_current: self.users.current(now_ms),
             monthly: self.users.monthly(),
-            tail: self.tail,
+            tail: self.tail.clone(),
             ready: self.ready,
             state: self.state.clone(),
             upstream: self.upstream.view(now_ms),
@@ -755,6 +755,7 @@ mod tests {
                 status: Some(crate::event::TailStatus {
                     lag_bytes,
                     files: 1,
+                    matched: vec![("/logs/*.log".into(), 1)],
                 }),
                 ..Default::default()
             })

@@ -160,6 +160,8 @@ pub struct Fido2Poller {
     pub since_ms: i64,
 }
 
+const ENTRIES_PATH: &str = "/jans-fido2/restv1/metrics/entries";
+
 impl Poller for Fido2Poller {
     fn poll<'a>(
         &'a mut self,
@@ -177,7 +179,7 @@ impl Poller for Fido2Poller {
                         .is_some_and(|s| s.eq_ignore_ascii_case("UP"))
                 });
             let until_ms = chrono::Utc::now().timestamp_millis();
-            let url = self.client.url("/jans-fido2/restv1/metrics/entries");
+            let url = self.client.url(ENTRIES_PATH);
             let query = [
                 ("startTime", iso(self.since_ms)),
                 ("endTime", iso(until_ms)),
@@ -220,6 +222,9 @@ impl Poller for Fido2Poller {
     }
     fn name(&self) -> &'static str {
         "fido2"
+    }
+    fn target(&self) -> String {
+        super::shown_url(&self.client.url(ENTRIES_PATH))
     }
 }
 

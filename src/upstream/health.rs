@@ -24,13 +24,15 @@ pub struct HealthPoller {
     pub interval: Duration,
 }
 
+const HEALTH_PATH: &str = "/jans-auth/sys/health-check";
+
 impl Poller for HealthPoller {
     fn poll<'a>(
         &'a mut self,
         events: &'a mut Vec<Event>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
         Box::pin(async move {
-            let url = self.client.url("/jans-auth/sys/health-check");
+            let url = self.client.url(HEALTH_PATH);
             match self
                 .client
                 .get_json::<Raw>(Endpoint::Health, &url, &[], events)
@@ -56,5 +58,8 @@ impl Poller for HealthPoller {
     }
     fn name(&self) -> &'static str {
         "health"
+    }
+    fn target(&self) -> String {
+        super::shown_url(&self.client.url(HEALTH_PATH))
     }
 }

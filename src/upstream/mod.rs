@@ -163,6 +163,11 @@ fn loggable(url: &reqwest::Url) -> String {
     url.to_string()
 }
 
+/// A URL string as it may be logged or shown on the landing page.
+pub fn shown_url(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(|_| "(not a URL)".to_string(), |u| loggable(&u))
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -628,6 +633,8 @@ pub trait Poller: Send {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
     fn interval(&self) -> Duration;
     fn name(&self) -> &'static str;
+    /// The URL it polls, as it may be shown (see [`shown_url`]).
+    fn target(&self) -> String;
 }
 
 /// Runs a poller until `cancel` fires, sending each poll's events to the store. Every

@@ -84,6 +84,8 @@ pub struct StatPoller {
     pub interval: Duration,
 }
 
+const STAT_PATH: &str = "/jans-auth/restv1/internal/stat";
+
 impl Poller for StatPoller {
     fn poll<'a>(
         &'a mut self,
@@ -91,7 +93,7 @@ impl Poller for StatPoller {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
         Box::pin(async move {
             let (previous, current) = months_to_poll(Utc::now());
-            let url = self.client.url("/jans-auth/restv1/internal/stat");
+            let url = self.client.url(STAT_PATH);
             let query = [("month", format!("{previous} {current}"))];
             let body: Value = match self
                 .client
@@ -121,6 +123,9 @@ impl Poller for StatPoller {
     }
     fn name(&self) -> &'static str {
         "stat"
+    }
+    fn target(&self) -> String {
+        super::shown_url(&self.client.url(STAT_PATH))
     }
 }
 

@@ -28,6 +28,7 @@ use super::janssen_stat;
 use super::metrics::{
     encode_openmetrics, openmetrics_to_prometheus_text, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
 };
+use crate::event::Endpoint;
 use crate::store::Published;
 
 /// Open connections at most; further ones wait in the kernel's backlog.
@@ -49,6 +50,33 @@ pub struct HttpApp {
     pub compat_slots: Semaphore,
     /// Error bodies carry `reason` (`api.error_reason`, upstream's `errorReasonEnabled`).
     pub error_reason: bool,
+    /// What the pollers call, for the landing page.
+    pub polled: Vec<PolledTarget>,
+}
+
+/// One upstream poller as the landing page shows it.
+#[derive(Clone, Debug)]
+pub struct PolledTarget {
+    pub name: &'static str,
+    /// Without credentials or query.
+    pub url: String,
+    pub every: Duration,
+}
+
+/// Text safe inside HTML elements and attribute values.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Bodies of Janssen-compatible POSTs (a form of a few parameters) are at most this.
@@ -164,17 +192,78 @@ impl HttpApp {
         let view = self.published.load();
         let audit: u64 = view.counters.audit.iter().flatten().sum();
         let server: u64 = view.counters.server_log_messages.iter().sum();
+        let mut page = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>jans-exporter</title></head>\n<body>\n<h1>jans-exporter {version}</h1>\n<p>Prometheus exporter sidecar for the Janssen auth server.</p>\n"
+        );
         // Say plainly what is missing: without the server log there are no login
         // outcomes at all, since a wrong password writes no audit record.
-        let sources = if server == 0 {
-            format!("<p>Audit log: {audit} records read. <strong>Server log (jans-auth.log): nothing read.</strong> Login outcomes (<code>jans_authentications_total</code>) and the login-failure alert need it: a wrong password writes no audit record. Add it to <code>logs.paths</code>; in the official containers set <code>\"auth_log_target\": \"FILE\"</code> in <code>CN_AUTH_APP_LOGGERS</code>.</p>\n")
+        if server == 0 {
+            page.push_str(&format!("<p>Audit log: {audit} records read. <strong>Server log (jans-auth.log): nothing read.</strong> Login outcomes (<code>jans_authentications_total</code>) and the login-failure alert need it: a wrong password writes no audit record. Add it to <code>logs.paths</code>; in the official containers set <code>\"auth_log_target\": \"FILE\"</code> in <code>CN_AUTH_APP_LOGGERS</code>.</p>\n"));
         } else {
-            format!("<p>Audit log: {audit} records read. Server log (jans-auth.log): {server} events read.</p>\n")
-        };
-        let body = format!(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>jans-exporter</title></head>\n<body>\n<h1>jans-exporter {version}</h1>\n<p>Prometheus exporter sidecar for the Janssen auth server.</p>\n{sources}<ul>\n<li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n<li><a href=\"/healthz\">/healthz</a> (alive)</li>\n<li><a href=\"/readyz\">/readyz</a> (first pass over the logs done)</li>\n</ul>\n</body></html>\n"
-        );
-        response(StatusCode::OK, "text/html; charset=utf-8", body)
+            page.push_str(&format!("<p>Audit log: {audit} records read. Server log (jans-auth.log): {server} events read.</p>\n"));
+        }
+        let last = view
+            .counters
+            .last_record_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or_else(
+                || "none yet".to_string(),
+                |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            );
+        page.push_str(&format!(
+            "<h2>Followed</h2>\n<p>{} files followed; newest record stamped {last}.</p>\n<table>\n<tr><th>logs.paths pattern</th><th>files matched</th></tr>\n",
+            view.tail.files
+        ));
+        for (pattern, n) in &view.tail.matched {
+            let warn = if *n == 0 {
+                " <strong>(nothing)</strong>"
+            } else {
+                ""
+            };
+            page.push_str(&format!(
+                "<tr><td><code>{}</code></td><td>{n}{warn}</td></tr>\n",
+                html_escape(pattern)
+            ));
+        }
+        page.push_str("</table>\n<h2>Polled</h2>\n");
+        if self.polled.is_empty() {
+            page.push_str("<p>Nothing: <code>upstream.base_url</code> is not set.</p>\n");
+        } else {
+            page.push_str("<table>\n<tr><th>poller</th><th>URL</th><th>every</th></tr>\n");
+            for p in &self.polled {
+                page.push_str(&format!(
+                    "<tr><td>{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+                    p.name,
+                    html_escape(&p.url),
+                    humantime::format_duration(p.every)
+                ));
+            }
+            page.push_str("</table>\n<table>\n<tr><th>endpoint</th><th>last call</th><th>last success</th></tr>\n");
+            for (endpoint, stats) in Endpoint::ALL.iter().zip(&view.upstream.calls) {
+                if stats.duration.count == 0 {
+                    continue;
+                }
+                let up = match stats.up {
+                    Some(true) => "answered",
+                    Some(false) => "<strong>failed</strong>",
+                    None => "not since start",
+                };
+                let success = stats
+                    .last_success_ms
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map_or_else(
+                        || "never".to_string(),
+                        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    );
+                page.push_str(&format!(
+                    "<tr><td>{}</td><td>{up}</td><td>{success}</td></tr>\n",
+                    endpoint.as_str()
+                ));
+            }
+            page.push_str("</table>\n");
+        }
+        page.push_str("<h2>Endpoints</h2>\n<ul>\n<li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n<li><a href=\"/healthz\">/healthz</a> (alive)</li>\n<li><a href=\"/readyz\">/readyz</a> (first pass over the logs done, state being saved)</li>\n</ul>\n</body></html>\n");
+        response(StatusCode::OK, "text/html; charset=utf-8", page)
     }
 
     pub fn route(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{counter, gauge};
+use super::{counter, gauge, gauges};
 use crate::families;
 use crate::store::View;
 
@@ -16,5 +16,14 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
     counter(enc, &families::LOG_FILES_LOST, c.files_lost)?;
     gauge(enc, &families::LOG_FILES, v.tail.files as f64)?;
     gauge(enc, &families::LOG_LAG, v.tail.lag_bytes as f64)?;
+    // Label values are the operator's own `logs.paths`, never input.
+    gauges(
+        enc,
+        &families::LOG_PATTERN_FILES,
+        v.tail
+            .matched
+            .iter()
+            .map(|(pattern, n)| (vec![("pattern", &**pattern)], *n as f64)),
+    )?;
     Ok(())
 }
