@@ -13,8 +13,10 @@ use crate::store::persist::{Loaded, StateFile};
 use crate::store::{self, Persistence, Published, Store, StoreConfig};
 use crate::upstream::{self, fido2::Fido2Poller, health::HealthPoller, stat::StatPoller};
 use crate::view::auth::{Authorizer, Introspection, StaticTokens};
+use crate::view::basic_auth::BasicAuth;
 use crate::view::http::{self, HttpApp, PolledTarget};
 use crate::view::metrics;
+use crate::view::web_config::WebConfigWatch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -34,6 +36,8 @@ pub enum AppError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("web config: {0}")]
+    WebConfig(#[from] crate::view::web_config::WebConfigError),
     #[error("the store thread died ({0}); the process exits so that it is restarted")]
     StoreDied(String),
 }
@@ -365,6 +369,11 @@ async fn serve(config: Config) -> Result<(), AppError> {
         compat_slots: tokio::sync::Semaphore::new(64),
         error_reason: config.api.error_reason,
         polled,
+        web: match &config.server.web_config_file {
+            Some(path) => WebConfigWatch::load(path)?,
+            None => WebConfigWatch::none(),
+        },
+        basic_auth: BasicAuth::default(),
     });
     let signal_cancel = cancel.clone();
     tokio::spawn(async move {

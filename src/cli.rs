@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app;
 use crate::config::{Config, LogFormat};
+use crate::view::web_config;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,6 +35,10 @@ struct Cli {
     /// Address to serve on; wins over `server.listen` in the file and the environment.
     #[arg(long = "web.listen-address", global = true, value_name = "HOST:PORT")]
     listen: Option<std::net::SocketAddr>,
+    /// exporter-toolkit web config file (TLS, basic auth); wins over
+    /// `server.web_config_file`.
+    #[arg(long = "web.config.file", global = true, value_name = "FILE")]
+    web_config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -109,6 +114,22 @@ pub fn main() -> ExitCode {
     if let Some(listen) = cli.listen {
         config.server.listen = listen;
     }
+    if let Some(web) = cli.web_config {
+        config.server.web_config_file = Some(web);
+    }
+    let web = match config
+        .server
+        .web_config_file
+        .as_deref()
+        .map(web_config::load)
+    {
+        None => None,
+        Some(Ok((web, _))) => Some(web),
+        Some(Err(e)) => {
+            eprintln!("jans-exporter: invalid web config: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(config.log.format);
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
@@ -118,7 +139,8 @@ pub fn main() -> ExitCode {
         Command::HashToken => ExitCode::SUCCESS,
         Command::Healthcheck { address, timeout } => {
             let addr = address.unwrap_or_else(|| crate::healthcheck::target(config.server.listen));
-            match crate::healthcheck::check(addr, timeout) {
+            let tls = web.is_some_and(|w| w.tls.is_some());
+            match crate::healthcheck::check(addr, timeout, tls) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("jans-exporter: unhealthy: {e}");

@@ -214,6 +214,9 @@ impl Default for UpstreamConfig {
 pub struct ServerConfig {
     /// Address of `/metrics` and the other endpoints.
     pub listen: SocketAddr,
+    /// exporter-toolkit web config file: TLS, basic auth, response headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -362,6 +365,7 @@ impl Config {
         Config {
             server: ServerConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 9781)),
+                web_config_file: None,
             },
             logs: LogsConfig {
                 paths,

@@ -24,10 +24,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::auth::{self, Authorizer, Decision};
+use super::basic_auth::{BasicAuth, Verdict};
 use super::janssen_stat;
 use super::metrics::{
     encode_openmetrics, openmetrics_to_prometheus_text, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
 };
+use super::web_config::WebConfigWatch;
 use crate::event::Endpoint;
 use crate::store::Published;
 
@@ -52,6 +54,9 @@ pub struct HttpApp {
     pub error_reason: bool,
     /// What the pollers call, for the landing page.
     pub polled: Vec<PolledTarget>,
+    /// TLS, basic auth and headers from `--web.config.file`.
+    pub web: WebConfigWatch,
+    pub basic_auth: BasicAuth,
 }
 
 /// One upstream poller as the landing page shows it.
@@ -416,7 +421,42 @@ impl HttpApp {
     }
 }
 
+/// Paths outside basic auth: the Janssen-compatible ones keep upstream's own rules
+/// (a Bearer token for the stat endpoint, none for the health check), and the probes
+/// say only alive or ready, for kubelet and Docker, which cannot send a password.
+fn outside_basic_auth(path: &str) -> bool {
+    matches!(path, STAT_PATH | HEALTH_PATH | "/healthz" | "/readyz")
+}
+
 async fn handle(app: Arc<HttpApp>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let web = app.web.current();
+    let mut answer = if !web.users.is_empty() && !outside_basic_auth(req.uri().path()) {
+        match app.basic_auth.check(&web.users, req.headers()).await {
+            Verdict::Allow => answer(app, req).await,
+            Verdict::Deny => {
+                let mut r = response(
+                    StatusCode::UNAUTHORIZED,
+                    "text/plain; charset=utf-8",
+                    "unauthorized\n",
+                );
+                r.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"jans-exporter\", charset=\"UTF-8\""),
+                );
+                r
+            }
+            Verdict::Busy => unavailable("too many password checks in flight"),
+        }
+    } else {
+        answer(app, req).await
+    };
+    for (name, value) in &web.headers {
+        answer.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(answer)
+}
+
+async fn answer(app: Arc<HttpApp>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     if path == STAT_PATH || path == HEALTH_PATH {
         if req.method() != Method::GET && req.method() != Method::POST {
@@ -427,15 +467,15 @@ async fn handle(app: Arc<HttpApp>, req: Request<Incoming>) -> Result<Response<Bo
             );
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, POST"));
-            return Ok(r);
+            return r;
         }
-        return Ok(if path == STAT_PATH {
+        return if path == STAT_PATH {
             app.stat(req).await
         } else {
             app.health_check()
-        });
+        };
     }
-    Ok(app.route(req.method(), req.uri().path(), req.headers()))
+    app.route(req.method(), req.uri().path(), req.headers())
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded).
@@ -468,11 +508,29 @@ pub async fn serve(listener: TcpListener, app: Arc<HttpApp>, shutdown: impl Futu
                 continue;
             }
         };
+        let tls = app.web.current().tls.clone();
         let app = Arc::clone(&app);
         let service = hyper::service::service_fn(move |req| handle(Arc::clone(&app), req));
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => {
+                    let _ = watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await;
+                }
+                Some(tls) => {
+                    // The handshake is bounded like the headers: a silent client
+                    // gives its slot back.
+                    let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                    if let Ok(Ok(stream)) = tokio::time::timeout(HEADER_TIMEOUT, handshake).await {
+                        let _ = watcher
+                            .watch(builder.serve_connection(TokioIo::new(stream), service))
+                            .await;
+                    }
+                }
+            }
             drop(slot);
         });
     }

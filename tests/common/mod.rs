@@ -123,9 +123,15 @@ impl Exporter {
     }
 
     pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Exporter {
+        Self::start_args(config, &[], env)
+    }
+
+    /// `jans-exporter run --config <config> <args>`.
+    pub fn start_args(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Exporter {
         let mut cmd = Command::new(BIN);
         cmd.args(["run", "--config"])
             .arg(config)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
