@@ -20,6 +20,12 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# The Helm post-renderer test needs kustomize or kubectl 1.21+ (Debian's
+# kubernetes-client is 1.20, too old for label-targeted patches).
+if ! command -v kustomize >/dev/null 2>&1 && ! command -v kubectl >/dev/null 2>&1; then
+  echo "missing: kustomize or kubectl 1.21+ (tests/helm.rs fails in CI without one)" >&2
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -363,12 +363,14 @@ fn tls_config(
                 "CurveP384" => rustls::NamedGroup::secp384r1,
                 "X25519" => rustls::NamedGroup::X25519,
                 "X25519MLKEM768" => rustls::NamedGroup::X25519MLKEM768,
-                _ => return Err(r.invalid(
-                    "tls_server_config.curve_preferences",
-                    format!(
+                _ => {
+                    return Err(r.invalid(
+                        "tls_server_config.curve_preferences",
+                        format!(
                         "`{name}` is not offered (CurveP256, CurveP384, X25519, X25519MLKEM768)"
                     ),
-                )),
+                    ))
+                }
             };
             if let Some(g) = provider.kx_groups.iter().find(|g| g.name() == wanted) {
                 groups.push(*g);
