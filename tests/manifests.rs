@@ -209,3 +209,85 @@ fn the_image_saves_state_as_its_user_and_checks_its_own_health() {
         );
     }
 }
+
+/// Every Kubernetes object we ship (and the Helm post-renderer's output) validates
+/// offline against the Kubernetes schemas (strict: an unknown field fails) and the
+/// prometheus-operator CRD schemas, with pinned validators; and the check can fail.
+#[test]
+fn every_manifest_validates_offline_against_the_kubernetes_and_operator_schemas() {
+    let kustomize = Command::new("sh")
+        .args(["-c", "command -v kustomize"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !require_tool("python3") || !require_tool("npm") || (!kustomize && !require_tool("kubectl"))
+    {
+        return;
+    }
+    let script = Path::new(ROOT).join("scripts/validate-manifests.sh");
+    let out = Command::new(&script).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let mut objects = Vec::new();
+    for dir in ["examples/kubernetes", "examples/helm"] {
+        for path in std::fs::read_dir(Path::new(ROOT).join(dir)).unwrap() {
+            let path = path.unwrap().path();
+            for doc in yaml(&path) {
+                if doc["apiVersion"].as_str().is_some()
+                    && path.file_name().unwrap() != "sidecar-patch.yaml"
+                {
+                    objects.push((
+                        format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()),
+                        doc["kind"].as_str().unwrap().to_lowercase(),
+                        doc["metadata"]["name"].as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    assert!(objects.len() >= 7, "{objects:?}");
+    for (file, kind, name) in &objects {
+        let passed = text.lines().any(|l| {
+            l.contains(file.as_str())
+                && (l.starts_with("INFO") && l.contains(&format!("resource {kind}/{name} "))
+                    || l.starts_with("PASS")
+                        && l.to_lowercase().contains(&format!("{kind}/{name}")))
+        });
+        assert!(passed, "{file} {kind}/{name} not validated:\n{text}");
+    }
+    assert!(
+        text.contains("deployment/janssen-auth-server"),
+        "the post-rendered chart: {text}"
+    );
+
+    // A typo'd field in a core object and a wrong type in an operator object fail.
+    let dir = tempfile::tempdir().unwrap();
+    let deployment =
+        std::fs::read_to_string(Path::new(ROOT).join("examples/kubernetes/deployment.yaml"))
+            .unwrap();
+    let monitor =
+        std::fs::read_to_string(Path::new(ROOT).join("examples/kubernetes/podmonitor.yaml"))
+            .unwrap();
+    for (name, text, says) in [
+        (
+            "deployment.yaml",
+            deployment.replace("readOnlyRootFilesystem", "readOnlyRootFilesytem"),
+            "readOnlyRootFilesytem",
+        ),
+        (
+            "podmonitor.yaml",
+            monitor.replace("interval: 30s", "interval: 30"),
+            "interval must be string",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(&script).arg(&path).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && said.contains(says),
+            "{name}: {said}"
+        );
+    }
+}
