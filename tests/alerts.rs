@@ -42,32 +42,24 @@ fn rules_are_valid_and_their_unit_tests_pass() {
     }
 }
 
-/// (name, severity, summary, description, runbook_url) of every alert, read line by line.
+/// (name, severity, summary, description, runbook_url) of every alert.
 fn alerts() -> Vec<[String; 5]> {
     let text = std::fs::read_to_string(RULES).unwrap();
-    let mut out: Vec<[String; 5]> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        let field = |key: &str| {
-            line.strip_prefix(key)
-                .map(|v| v.trim().trim_matches('\'').to_string())
-        };
-        if let Some(name) = field("- alert:") {
+    let doc = &yaml_rust2::YamlLoader::load_from_str(&text).unwrap()[0];
+    let mut out = Vec::new();
+    for group in doc["groups"].as_vec().unwrap() {
+        for rule in group["rules"].as_vec().unwrap() {
+            let Some(name) = rule["alert"].as_str() else {
+                continue;
+            };
+            let get = |v: &yaml_rust2::Yaml| v.as_str().unwrap_or("").to_string();
             out.push([
-                name,
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
+                name.to_string(),
+                get(&rule["labels"]["severity"]),
+                get(&rule["annotations"]["summary"]),
+                get(&rule["annotations"]["description"]),
+                get(&rule["annotations"]["runbook_url"]),
             ]);
-        } else if let Some(last) = out.last_mut() {
-            for (i, key) in ["severity:", "summary:", "description:", "runbook_url:"]
-                .iter()
-                .enumerate()
-            {
-                if let Some(v) = field(key) {
-                    last[i + 1] = v;
-                }
-            }
         }
     }
     out

@@ -209,10 +209,11 @@ fn healthy_flows_are_silent_and_a_burst_of_wrong_passwords_pages() {
         .lines()
         .map(|l| {
             if let Some(name) = l.trim_start().strip_prefix("- alert: ") {
-                alert = name.trim().to_string();
+                alert = name.trim().trim_matches('"').to_string();
             }
             if l.trim_start().starts_with("for:") && alert != "JansExporterAbsent" {
-                "        for: 5s".to_string()
+                let indent = &l[..l.len() - l.trim_start().len()];
+                format!("{indent}for: 5s")
             } else {
                 l.to_string()
             }
@@ -384,11 +385,12 @@ fn dashboard_expressions() -> Vec<String> {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards")).unwrap() {
         let d: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        // Rows carry no targets.
         let exprs = d["panels"].as_array().unwrap().iter().flat_map(|p| {
             p["targets"]
                 .as_array()
-                .unwrap()
-                .iter()
+                .into_iter()
+                .flatten()
                 .map(|t| t["expr"].as_str().unwrap().to_string())
         });
         // label_values(metric, label): the metric must have data.
@@ -410,6 +412,7 @@ fn dashboard_expressions() -> Vec<String> {
     out.into_iter()
         .map(|e| {
             e.replace("$__rate_interval", "1m")
+                .replace("$cluster", ".*")
                 .replace("$job", ".*")
                 .replace("$namespace", ".*")
                 .replace("$instance", ".*")

@@ -1,0 +1,70 @@
+// Janssen / jans-exporter health: is the sidecar reading, polling, saving, and at
+// what cost.
+local g = import '../lib/grafana.libsonnet';
+
+function(c)
+  local s = g.selector(c);
+  local sel(extra='') = '{%s%s}' % [s, if extra == '' then '' else ',' + extra];
+  local rate(metric, extra='') = 'rate(%s%s[$__rate_interval])' % [metric, sel(extra)];
+  g.dashboard(c, 'jans-exporter-health', 'Janssen / jans-exporter health',
+              'Ingestion, upstream polling, state and resources of the jans-exporter sidecars.', [
+    g.row('Status'),
+    g.stat('Targets', 'jans-exporter targets Prometheus scrapes (up) and cannot reach (down).', 'none', [
+      g.target('sum(up%s)' % sel(), 'up'),
+      g.target('count(up%s == 0) or vector(0)' % sel(), 'down'),
+    ], width=6, thresholds=g.thresholds('green')),
+    g.stat('Version', 'Versions and revisions running, with how many targets run each.', 'none', [
+      g.target('count by (version, revision, rustc) (jans_exporter_build_info%s)' % sel(), '{{version}} ({{revision}}, {{rustc}})'),
+    ], width=10, textMode='value_and_name'),
+    g.stat('Files per pattern', 'Files each logs.paths pattern matches (the fewest on any pod); 0 is a wrong path or a log not written.', 'none', [
+      g.target('min by (pattern) (jans_exporter_log_pattern_files%s)' % sel(), '{{pattern}}'),
+    ], width=8, thresholds=g.thresholds('red', [[1, 'green']]), textMode='value_and_name'),
+
+    g.row('Ingest'),
+    g.timeseries('Ingest rate', 'Well-formed records read per second, by log format.', 'ops', [
+      g.target('sum by (format) (%s)' % rate('jans_exporter_records_total'), '{{format}}'),
+    ]),
+    g.timeseries('Unread log bytes', 'Bytes written to followed logs and not read yet (should stay near 0), and bytes read per second.', 'bytes', [
+      g.target('max by (instance) (jans_exporter_log_lag_bytes%s)' % sel(), '{{instance}}'),
+      g.target('sum by (instance) (%s)' % rate('jans_exporter_log_read_bytes_total'), '{{instance}} read/s'),
+    ]),
+    g.timeseries('Parse errors by reason', 'Malformed records and stray lines per second, by reason.', 'ops', [
+      g.target('sum by (reason) (%s)' % rate('jans_exporter_parse_errors_total'), '{{reason}}'),
+    ]),
+    g.timeseries('Rotations and truncations', 'Log rotations, copytruncate truncations and files lost while the exporter was down, per hour.', 'short', [
+      g.target('sum(increase(jans_exporter_log_rotations_total%s[1h]))' % sel(), 'rotations'),
+      g.target('sum(increase(jans_exporter_log_truncations_total%s[1h]))' % sel(), 'truncations'),
+      g.target('sum(increase(jans_exporter_log_files_lost_total%s[1h]))' % sel(), 'files lost'),
+    ]),
+
+    g.row('Upstream'),
+    g.stat('Endpoints', 'Whether the last request to each auth server endpoint succeeded (any pod failing shows down).', 'none', [
+      g.target('min by (endpoint) (jans_upstream_up%s)' % sel(), '{{endpoint}}'),
+    ], width=8, height=8, mappings=g.upDown('up', 'down'), textMode='value_and_name'),
+    g.timeseries('Upstream latency p95', '95th percentile of request time to each auth server endpoint.', 's', [
+      g.target('histogram_quantile(0.95, sum by (le, endpoint) (%s))' % rate('jans_upstream_request_duration_seconds_bucket'), '{{endpoint}}'),
+    ], width=8),
+    g.timeseries('Upstream errors', 'Failed requests to the auth server per second, by endpoint and reason.', 'ops', [
+      g.target('sum by (endpoint, reason) (%s)' % rate('jans_upstream_errors_total'), '{{endpoint}} {{reason}}'),
+    ], width=8),
+
+    g.row('State'),
+    g.timeseries('State snapshot', 'Age of the last saved snapshot, and save failures in the last hour.', 's', [
+      g.target('time() - max by (instance) (jans_exporter_state_last_save_timestamp_seconds%s)' % sel(), '{{instance}} age'),
+      g.target('sum(increase(jans_exporter_state_save_failures_total%s[1h]))' % sel(), 'save failures'),
+    ]),
+    g.timeseries('Snapshot size', 'Size of the last snapshot written.', 'bytes', [
+      g.target('max by (instance) (jans_exporter_state_bytes%s)' % sel(), '{{instance}}'),
+    ]),
+
+    g.row('Process'),
+    g.timeseries('Resident memory', 'Resident memory of the exporter (the example limits it to 128 MiB).', 'bytes', [
+      g.target('max by (instance) (process_resident_memory_bytes%s)' % sel(), '{{instance}}'),
+    ], width=8),
+    g.timeseries('CPU', 'CPU used by the exporter, in cores.', 'short', [
+      g.target('sum by (instance) (%s)' % rate('process_cpu_seconds_total'), '{{instance}}'),
+    ], width=8),
+    g.timeseries('File descriptors', 'Open file descriptors against the limit: each followed file holds one.', 'percentunit', [
+      g.target('max by (instance) (process_open_fds%s / process_max_fds%s)' % [sel(), sel()], '{{instance}}'),
+    ], width=8),
+  ])
