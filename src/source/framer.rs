@@ -15,8 +15,13 @@ use crate::event::{Event, FormatId, MalformedReason};
 /// Records larger than this are skipped to the next record start and counted.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 /// A file's format is guessed from its first whole line (the audit and server text
-/// layouts differ only after the header); a line longer than this is guessed as it is.
+/// layouts differ only after the header); of a longer line, from this many bytes only,
+/// so that the guess never depends on where a read happened to end.
 const DETECT_BYTES: usize = 64 * 1024;
+/// A line of only whitespace longer than this is consumed as it arrives rather than
+/// kept whole: no record starts after that much blank, and keeping it would make every
+/// read scan it again.
+const BLANK_KEPT: usize = 4 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 enum State {
@@ -32,6 +37,8 @@ enum State {
     },
     /// The rest of a line that belongs to no record and was already dealt with.
     RestOfLine,
+    /// Inside a long run of whitespace at a line start (see [`BLANK_KEPT`]).
+    Blank,
 }
 
 pub use crate::event::ResumePoint;
@@ -85,7 +92,7 @@ impl Framer {
                 mid_line: false,
                 skipping: self.skipping,
             },
-            State::RestOfLine => ResumePoint {
+            State::RestOfLine | State::Blank => ResumePoint {
                 offset: self.base + self.pos as u64,
                 mid_line: true,
                 skipping: self.skipping,
@@ -107,7 +114,7 @@ impl Framer {
             State::LineStart => self.buf[self.pos..]
                 .iter()
                 .any(|b| !b.is_ascii_whitespace()),
-            State::RestOfLine => false,
+            State::RestOfLine | State::Blank => false,
         };
         if pending && !self.skipping {
             self.malformed(MalformedReason::Unterminated, out);
@@ -144,6 +151,30 @@ impl Framer {
                         return;
                     }
                 },
+                State::Blank => {
+                    let rest = &self.buf[self.pos..];
+                    match rest
+                        .iter()
+                        .position(|b| *b == b'\n' || !b.is_ascii_whitespace())
+                    {
+                        Some(i) if rest[i] == b'\n' => {
+                            self.pos += i + 1;
+                            self.state = State::LineStart;
+                        }
+                        // Text after that much blank starts no record.
+                        Some(i) => {
+                            self.pos += i;
+                            if !self.skipping {
+                                self.malformed(MalformedReason::UnexpectedLine, out);
+                            }
+                            self.state = State::RestOfLine;
+                        }
+                        None => {
+                            self.pos = self.buf.len();
+                            return;
+                        }
+                    }
+                }
                 State::Body { .. } => {
                     if !self.scan_body(out) {
                         return;
@@ -175,6 +206,11 @@ impl Framer {
                     self.pos += i + 1;
                     true
                 }
+                None if line.len() > BLANK_KEPT => {
+                    self.pos = self.buf.len();
+                    self.state = State::Blank;
+                    true
+                }
                 None => false,
             };
         }
@@ -182,7 +218,7 @@ impl Framer {
             Some(f) => Some(f),
             None if !complete && line.len() < DETECT_BYTES => return false,
             None => {
-                self.format = formats::detect(line);
+                self.format = formats::detect(&line[..line.len().min(DETECT_BYTES)]);
                 self.format
             }
         };
@@ -214,6 +250,9 @@ impl Framer {
                 // A whole one-line record; the lines after it that start nothing (a
                 // stack trace) are its own, so they are skipped without a complaint.
                 let Some(id) = format else { return true };
+                // Of a longer line, the same first bytes are parsed whether it arrived
+                // whole or not.
+                let line = &line[..line.len().min(DETECT_BYTES)];
                 match formats::by_id(id).parse(line, 0, id) {
                     Ok(ev) => out.push(ev),
                     Err(reason) => self.malformed(reason, out),
@@ -336,12 +375,13 @@ impl Framer {
             }
             i += 1;
             if i - start > MAX_RECORD_BYTES {
-                self.malformed(MalformedReason::Oversize, out);
-                self.skipping = true;
-                self.pos = i;
-                self.state = State::RestOfLine;
-                return true;
+                return self.oversize(i, out);
             }
+        }
+        // Also after a jump over string contents to the end of what was read: a string
+        // that never closes is bounded like any other body.
+        if i - start > MAX_RECORD_BYTES {
+            return self.oversize(i, out);
         }
         self.pos = i;
         self.state = State::Body {
@@ -352,6 +392,16 @@ impl Framer {
             esc,
         };
         false
+    }
+
+    /// The record at the body being scanned grew past [`MAX_RECORD_BYTES`]: count it and
+    /// skip to the next line.
+    fn oversize(&mut self, at: usize, out: &mut Vec<Event>) -> bool {
+        self.malformed(MalformedReason::Oversize, out);
+        self.skipping = true;
+        self.pos = at;
+        self.state = State::RestOfLine;
+        true
     }
 
     /// Drops bytes no longer needed, keeping memory bounded.
@@ -593,5 +643,90 @@ mod tests {
         let (mut events, mut f) = frame(&[&bytes], None);
         f.finish(&mut events);
         assert_eq!(malformed(&events), vec![]);
+    }
+
+    /// A string that opens and never closes is bounded like any body: 100 MB of it in
+    /// 64 KiB reads never holds more than the record bound, and the next record counts.
+    #[test]
+    fn a_string_that_never_closes_is_bounded_and_its_neighbours_count() {
+        let (good, _) = records(3, Layout::Text);
+        let mut f = Framer::new(Some(TEXT), ResumePoint::default());
+        let mut out = Vec::new();
+        f.feed(
+            b"2026-11-01 00:00:01,000 INFO  [m] [t]  [c] (A.java:1) - {\"pad\" : \"",
+            &mut out,
+        );
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..(100 << 20) / chunk.len() {
+            f.feed(&chunk, &mut out);
+            assert!(
+                f.buf.len() <= MAX_RECORD_BYTES + chunk.len(),
+                "{}",
+                f.buf.len()
+            );
+        }
+        f.feed(b"\n", &mut out);
+        f.feed(&good, &mut out);
+        assert_eq!(malformed(&out), vec![MalformedReason::Oversize]);
+        assert_eq!(audits(&out).len(), 3);
+    }
+
+    /// A line of only spaces is consumed as it arrives: the buffer stays small (so no
+    /// read scans it again), and the records around it count.
+    #[test]
+    fn a_long_blank_line_is_consumed_as_it_arrives() {
+        let (good, _) = records(2, Layout::Text);
+        let (events, _) = frame(&[&good], None);
+        let split = good.len() / 2;
+        let cut = good[..split].iter().rposition(|b| *b == b'\n').unwrap() + 1;
+        let mut f = Framer::new(None, ResumePoint::default());
+        let mut out = Vec::new();
+        f.feed(&good[..cut], &mut out);
+        let spaces = vec![b' '; 64 * 1024];
+        for _ in 0..(30 << 20) / spaces.len() {
+            f.feed(&spaces, &mut out);
+            assert!(f.buf.len() <= BLANK_KEPT + spaces.len(), "{}", f.buf.len());
+        }
+        f.feed(b"\n", &mut out);
+        f.feed(&good[cut..], &mut out);
+        assert_eq!(out, events, "the blank line costs nothing");
+        // Text after a long blank is an unexpected line, as text after a short one is.
+        let mut out = Vec::new();
+        let mut f = Framer::new(Some(TEXT), ResumePoint::default());
+        f.feed(&spaces, &mut out);
+        f.feed(b"stray text\n", &mut out);
+        f.feed(&good, &mut out);
+        assert_eq!(malformed(&out), vec![MalformedReason::UnexpectedLine]);
+        assert_eq!(audits(&out).len(), 2);
+    }
+
+    /// A line longer than the header and detection windows (a 70 KiB thread name, a
+    /// 70 KiB string) is decided the same wherever the reads split it.
+    #[test]
+    fn decisions_on_long_lines_do_not_depend_on_read_boundaries() {
+        let (good, _) = records(2, Layout::Text);
+        let long = |header_pad: usize, body_pad: usize| {
+            let mut line = b"2026-11-01 00:00:01,000 INFO  [m] [".to_vec();
+            line.extend(std::iter::repeat_n(b't', header_pad));
+            line.extend_from_slice(b"]  [c] (A.java:1) - {\"pad\" : \"");
+            line.extend(std::iter::repeat_n(b'y', body_pad));
+            line.extend_from_slice(b"\"}\n");
+            line.extend_from_slice(&good);
+            line
+        };
+        for (bytes, format) in [
+            (long(70 * 1024, 10), Some(TEXT)),
+            (long(70 * 1024, 10), None),
+            (long(10, 70 * 1024), None),
+        ] {
+            let (whole, f) = frame(&[&bytes], format);
+            let detected = f.format();
+            assert!(audits(&whole).len() >= 2);
+            for split in (1..bytes.len()).step_by(4093) {
+                let (parts, f) = frame(&[&bytes[..split], &bytes[split..]], format);
+                assert_eq!(f.format(), detected, "split at {split}");
+                assert_eq!(parts, whole, "split at {split}");
+            }
+        }
     }
 }

@@ -54,7 +54,10 @@ impl RecordFormat for JansAuditText {
                 LineStart::NotAStart
             };
         }
-        match memchr::memmem::find(line, MESSAGE_MARK) {
+        // The mark is looked for in the first MAX_HEADER bytes only, so that the answer
+        // for a long line is the same whether it arrived whole or in pieces.
+        let window = &line[..line.len().min(MAX_HEADER)];
+        match memchr::memmem::find(window, MESSAGE_MARK) {
             Some(at) if line.get(at + MESSAGE_MARK.len()) == Some(&b'{') => LineStart::Start {
                 body_at: at + MESSAGE_MARK.len(),
             },

@@ -64,7 +64,8 @@ impl RecordFormat for JansServerText {
             }
             // An audit record in a file whose first line was not one (an audit log that
             // starts with a JMS error, say): read it as the audit format would.
-            match memchr::memmem::find(line, MESSAGE_MARK) {
+            // Only the first MAX_LINE bytes decide, however the line arrived.
+            match memchr::memmem::find(&line[..line.len().min(MAX_LINE)], MESSAGE_MARK) {
                 Some(at) if line.get(at + MESSAGE_MARK.len()) == Some(&b'{') => LineStart::Start {
                     body_at: at + MESSAGE_MARK.len(),
                 },
