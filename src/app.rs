@@ -60,6 +60,7 @@ fn tailer_config(config: &Config, patterns: Vec<String>, start_at: StartAt) -> T
         format: config.forced_format(),
         start_at,
         poll_interval: config.logs.poll_interval,
+        max_files: None,
     }
 }
 

@@ -116,6 +116,10 @@ families! {
         "Checkpointed log files not found again after a restart (rotated away and deleted while down)";
     LOG_FILES: Gauge "jans_exporter_log_files" None, [],
         "Log files followed now";
+    LOG_FILES_UNREADABLE: Gauge "jans_exporter_log_files_unreadable" None, [],
+        "Matched log files that could not be opened at the last poll (permissions)";
+    LOG_FILES_OVER_LIMIT: Gauge "jans_exporter_log_files_over_fd_limit" None, [],
+        "Matched log files not followed because the file-descriptor limit would be exceeded";
     LOG_PATTERN_FILES: Gauge "jans_exporter_log_pattern_files" None, ["pattern"],
         "Files each configured logs.paths pattern matched at the last discovery; 0 when it finds nothing";
     LOG_LAG: Gauge "jans_exporter_log_lag" Some(Unit::Bytes), [],

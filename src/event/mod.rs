@@ -401,6 +401,10 @@ pub struct TailStatus {
     pub files: u64,
     /// Each configured pattern with the files it matched at the last discovery.
     pub matched: Vec<(std::sync::Arc<str>, u64)>,
+    /// Matched files that could not be opened (permissions), at the last poll.
+    pub unreadable: u64,
+    /// Matched files not followed because of the file-descriptor limit.
+    pub over_limit: u64,
 }
 
 /// Everything the store receives.

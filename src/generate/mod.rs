@@ -272,6 +272,23 @@ impl Truth {
         }
     }
 
+    /// Adds the figures of records written elsewhere (another file) to these.
+    pub fn merge(&mut self, other: &Truth) {
+        self.records += other.records;
+        for (k, n) in &other.audit {
+            *self.audit.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &other.token_requests {
+            *self.token_requests.entry(*k).or_default() += n;
+        }
+        for (month, users) in &other.monthly_users {
+            self.monthly_users
+                .entry(*month)
+                .or_default()
+                .extend(users.iter().cloned());
+        }
+    }
+
     pub fn audit_count(&self, action: &str, success: bool) -> u64 {
         self.audit
             .get(&(action.to_string(), success))

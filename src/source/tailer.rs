@@ -48,6 +48,22 @@ pub struct TailerConfig {
     pub format: Option<FormatId>,
     pub start_at: StartAt,
     pub poll_interval: Duration,
+    /// Files followed at most; `None`: three quarters of the process's file-descriptor
+    /// limit, so that the HTTP server and the upstream client keep the rest.
+    pub max_files: Option<usize>,
+}
+
+/// Files that can be followed under this process's `RLIMIT_NOFILE`.
+fn files_allowed_by_fd_limit() -> usize {
+    let soft = procfs::process::Process::myself()
+        .and_then(|p| p.limits())
+        .map(|l| match l.max_open_files.soft_limit {
+            procfs::process::LimitValue::Unlimited => u64::MAX,
+            procfs::process::LimitValue::Value(v) => v,
+        })
+        .unwrap_or(1024);
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    (soft / 4 * 3).saturating_sub(32).max(8)
 }
 
 /// The receiver of batches is gone (shutting down): stop reading.
@@ -113,6 +129,12 @@ pub struct Tailer {
     shown_patterns: Vec<std::sync::Arc<str>>,
     /// When bytes were last read from any file.
     last_read: Option<Instant>,
+    /// Files followed at most (see [`TailerConfig::max_files`]).
+    max_files: usize,
+    /// At the last poll: matched files that could not be opened, and matched files not
+    /// followed because of `max_files`.
+    unreadable: u64,
+    over_limit: u64,
     silence: Option<super::silence::SilenceWatch>,
     buf: Vec<u8>,
     malformed_log: RateLimitedLog,
@@ -168,6 +190,9 @@ impl Tailer {
     pub fn new(cfg: TailerConfig) -> Tailer {
         Tailer {
             shown_patterns: cfg.patterns.iter().map(|p| p.as_str().into()).collect(),
+            max_files: cfg.max_files.unwrap_or_else(files_allowed_by_fd_limit),
+            unreadable: 0,
+            over_limit: 0,
             cfg,
             files: BTreeMap::new(),
             saved: Vec::new(),
@@ -279,13 +304,36 @@ impl Tailer {
     /// `final_pass`: files are complete (replay): open even the smallest.
     fn poll_files(&mut self, sink: &mut dyn Sink, final_pass: bool) -> Result<(), SinkClosed> {
         let found = self.discover();
+        self.apply_found(found, sink, final_pass)
+    }
 
-        // Files gone from every matched path: finish them before their successors.
+    /// Acts on what [`Self::discover`] found (apart so that tests can change the files
+    /// between the two, as a writer can).
+    fn apply_found(
+        &mut self,
+        found: BTreeMap<FileId, (PathBuf, u64)>,
+        sink: &mut dyn Sink,
+        final_pass: bool,
+    ) -> Result<(), SinkClosed> {
+        self.unreadable = 0;
+        self.over_limit = 0;
+        // Matched but not opened this poll: their checkpoints are kept, not lost.
+        let mut not_opened: Vec<FileId> = Vec::new();
+        // Files gone from every matched path: finish them before their successors. A
+        // file whose folder cannot be listed now (gone for a moment, out of file
+        // descriptors) has not gone anywhere we know of: it stays as it is.
+        let mut listable: BTreeMap<PathBuf, bool> = BTreeMap::new();
         let vanished: Vec<FileId> = self
             .files
-            .keys()
-            .filter(|id| !found.contains_key(id))
-            .copied()
+            .iter()
+            .filter(|(id, _)| !found.contains_key(id))
+            .filter(|(_, f)| {
+                let dir = f.path.parent().map(PathBuf::from).unwrap_or_default();
+                *listable
+                    .entry(dir)
+                    .or_insert_with_key(|dir| std::fs::read_dir(dir).is_ok())
+            })
+            .map(|(id, _)| *id)
             .collect();
         for id in vanished {
             let first_miss = self.files.get(&id).is_some_and(|f| f.missing_rounds == 0);
@@ -306,6 +354,7 @@ impl Tailer {
 
         let mut order: Vec<(PathBuf, FileId)> = Vec::with_capacity(found.len());
         for (id, (path, len)) in found {
+            let full = self.files.len() >= self.max_files;
             match self.files.get_mut(&id) {
                 Some(f) => {
                     if f.path != path {
@@ -325,7 +374,21 @@ impl Tailer {
                 {
                     continue
                 }
-                None => self.open(id, &path, len, sink)?,
+                None if full => {
+                    self.over_limit += 1;
+                    not_opened.push(id);
+                    continue;
+                }
+                None => match self.open(id, &path, len, sink)? {
+                    Some(opened) => {
+                        order.push((path, opened));
+                        continue;
+                    }
+                    None => {
+                        not_opened.push(id);
+                        continue;
+                    }
+                },
             }
             order.push((path, id));
         }
@@ -340,7 +403,10 @@ impl Tailer {
         if !self.first_pass_done {
             // Checkpoints that matched no file: rotated away and gone while we were down.
             self.saved_truncated.clear();
-            let lost = std::mem::take(&mut self.saved);
+            let (kept, lost): (Vec<_>, Vec<_>) = std::mem::take(&mut self.saved)
+                .into_iter()
+                .partition(|cp| not_opened.contains(&cp.id));
+            self.saved = kept;
             for cp in lost {
                 tracing::warn!(path = %cp.path, "a checkpointed log file is gone; its unread records are lost");
                 sink.send(Message::Batch(Batch {
@@ -350,9 +416,21 @@ impl Tailer {
                 }))?;
             }
         }
+        if self.over_limit > 0 {
+            if let Some(n) = self.io_log.allow() {
+                tracing::warn!(
+                    not_followed = self.over_limit,
+                    max_files = self.max_files,
+                    suppressed = n,
+                    "more log files match than the file-descriptor limit allows; raise `ulimit -n` or narrow logs.paths"
+                );
+            }
+        }
         let status = TailStatus {
             lag_bytes: self.lag_bytes(),
             files: self.files.len() as u64,
+            unreadable: self.unreadable,
+            over_limit: self.over_limit,
             matched: self
                 .shown_patterns
                 .iter()
@@ -382,21 +460,40 @@ impl Tailer {
             .sum()
     }
 
+    /// Opens the file at `path`, discovered as `id`; returns the identity it is
+    /// followed under, `None` if it is not.
     fn open(
         &mut self,
         id: FileId,
         path: &PathBuf,
         len: u64,
         sink: &mut dyn Sink,
-    ) -> Result<(), SinkClosed> {
+    ) -> Result<Option<FileId>, SinkClosed> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) => {
+                self.unreadable += 1;
                 if let Some(n) = self.io_log.allow() {
                     tracing::warn!(path = %path.display(), error = %e, suppressed = n, "cannot open log file");
                 }
-                return Ok(());
+                return Ok(None);
             }
+        };
+        // The identity is the opened handle's, never the path's: a rename and a new
+        // file between the listing and the open would otherwise put the new file under
+        // the old one's identity, and the old one would never be read.
+        let (id, len) = match file.metadata() {
+            Ok(meta) if meta.is_file() => {
+                let opened = FileId {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                };
+                if opened != id && self.files.contains_key(&opened) {
+                    return Ok(None);
+                }
+                (opened, if opened == id { len } else { meta.len() })
+            }
+            _ => return Ok(None),
         };
         let mut events = Vec::new();
         let head = read_head(&file, HEAD_BYTES).unwrap_or_default();
@@ -418,7 +515,8 @@ impl Tailer {
             events,
             checkpoint,
             ..Batch::default()
-        }))
+        }))?;
+        Ok(Some(id))
     }
 
     /// Where to start reading a newly seen file that starts with `head`.
@@ -645,6 +743,7 @@ mod tests {
                 format: None,
                 start_at,
                 poll_interval: Duration::from_millis(10),
+                max_files: None,
             };
             let active: Vec<Action> = DEFAULT_ACTIVE
                 .iter()
@@ -884,5 +983,93 @@ mod tests {
         rig.assert_exact();
         assert!(counted < rig.total());
         assert_eq!(rig.store.counters().files_lost, 0);
+    }
+
+    /// The file at a path is renamed away and a new one created between the listing and
+    /// the open: the new file is followed under its own identity and the renamed one is
+    /// still read to its end (it was followed as the new file before, and never read).
+    #[test]
+    fn a_rotation_between_listing_and_open_loses_nothing() {
+        let mut rig = Rig::new("audit*.log", StartAt::Beginning);
+        let mut old = rig.append("audit.log");
+        rig.write(&mut old, 10);
+        let listed = rig.tailer.discover();
+        std::fs::rename(rig.path("audit.log"), rig.path("audit-2026-11-23-1.log")).unwrap();
+        rig.write(&mut old, 3);
+        let mut new = rig.append("audit.log");
+        rig.write(&mut new, 4);
+        let mut sink = Vec::new();
+        rig.tailer.apply_found(listed, &mut sink, false).unwrap();
+        for m in sink {
+            rig.store.apply(m);
+        }
+        rig.write(&mut new, 2);
+        for _ in 0..4 {
+            rig.poll();
+        }
+        rig.assert_exact();
+    }
+
+    /// The folder of the logs disappears for a few polls (a remount, a volume hiccup)
+    /// and comes back: nothing is closed meanwhile, so nothing is read twice.
+    #[test]
+    fn a_folder_that_vanishes_for_a_while_reads_nothing_twice() {
+        let mut rig = Rig::new("logs/audit*.log", StartAt::Beginning);
+        std::fs::create_dir(rig.path("logs")).unwrap();
+        let mut files: Vec<File> = (0..100)
+            .map(|i| rig.append(&format!("logs/audit-{i}.log")))
+            .collect();
+        for f in &mut files {
+            rig.write(f, 2);
+        }
+        rig.poll();
+        std::fs::rename(rig.path("logs"), rig.path("logs.away")).unwrap();
+        for _ in 0..(GRACE_ROUNDS as usize + 3) {
+            rig.poll();
+        }
+        assert_eq!(rig.tailer.files.len(), 100, "nothing closed while away");
+        std::fs::rename(rig.path("logs.away"), rig.path("logs")).unwrap();
+        for f in &mut files {
+            rig.write(f, 1);
+        }
+        rig.poll();
+        rig.poll();
+        rig.assert_exact();
+        assert_eq!(rig.store.counters().rotations, 0);
+        // Really gone (the folder is there, the file is not): a rotation, as before.
+        std::fs::remove_file(rig.path("logs/audit-0.log")).unwrap();
+        for _ in 0..=GRACE_ROUNDS {
+            rig.poll();
+        }
+        assert_eq!(rig.tailer.files.len(), 99);
+        assert_eq!(rig.store.counters().rotations, 1);
+    }
+
+    /// More files than may be followed: the rest wait, counted, and are never taken
+    /// for rotations; raised, the limit lets them in and every count is exact.
+    #[test]
+    fn files_over_the_limit_wait_without_false_rotations() {
+        let mut rig = Rig::new("audit-*.log", StartAt::Beginning);
+        rig.tailer.max_files = 2;
+        let mut files: Vec<File> = (0..3)
+            .map(|i| rig.append(&format!("audit-{i}.log")))
+            .collect();
+        for (i, f) in files.iter_mut().enumerate() {
+            rig.write(f, 3 + i);
+        }
+        rig.poll();
+        let first = rig.total();
+        for _ in 0..3 {
+            rig.poll();
+        }
+        assert_eq!(rig.tailer.files.len(), 2);
+        assert_eq!(rig.tailer.over_limit, 1);
+        assert_eq!(rig.total(), first, "no file read twice");
+        assert!(first < rig.truth.records);
+        assert_eq!(rig.store.counters().rotations, 0);
+        rig.tailer.max_files = 10;
+        rig.poll();
+        assert_eq!(rig.tailer.over_limit, 0);
+        rig.assert_exact();
     }
 }

@@ -756,6 +756,7 @@ mod tests {
                     lag_bytes,
                     files: 1,
                     matched: vec![("/logs/*.log".into(), 1)],
+                    ..Default::default()
                 }),
                 ..Default::default()
             })

@@ -181,6 +181,12 @@ impl HttpApp {
         if let Some(error) = &view.state.error {
             problems.push(format!("state is not being saved: {error}"));
         }
+        if view.tail.over_limit > 0 {
+            problems.push(format!(
+                "{} matched log files are not followed: the file-descriptor limit is reached",
+                view.tail.over_limit
+            ));
+        }
         if problems.is_empty() {
             response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
         } else {

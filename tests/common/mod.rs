@@ -128,7 +128,24 @@ impl Exporter {
 
     /// `jans-exporter run --config <config> <args>`.
     pub fn start_args(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Exporter {
-        let mut cmd = Command::new(BIN);
+        Self::start_under(&[], config, args, env)
+    }
+
+    /// The same, run by `wrapper` (`prlimit --nofile=…`, `setpriv --reuid=…`).
+    pub fn start_under(
+        wrapper: &[&str],
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Exporter {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(["run", "--config"])
             .arg(config)
             .args(args)

@@ -16,6 +16,16 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
     counter(enc, &families::LOG_FILES_LOST, c.files_lost)?;
     gauge(enc, &families::LOG_FILES, v.tail.files as f64)?;
     gauge(enc, &families::LOG_LAG, v.tail.lag_bytes as f64)?;
+    gauge(
+        enc,
+        &families::LOG_FILES_UNREADABLE,
+        v.tail.unreadable as f64,
+    )?;
+    gauge(
+        enc,
+        &families::LOG_FILES_OVER_LIMIT,
+        v.tail.over_limit as f64,
+    )?;
     // Label values are the operator's own `logs.paths`, never input.
     gauges(
         enc,
