@@ -169,3 +169,77 @@ fn a_file_descriptor_limit_below_the_file_count_is_said_and_doubles_nothing() {
         .log_text()
         .contains("more log files match than the file-descriptor limit allows"));
 }
+
+/// 200 connections that send nothing and 200 authorized POSTs that promise a body and
+/// never send it, all held open: `/metrics` still answers within a second and a valid
+/// stat call within two.
+#[test]
+fn idle_sockets_and_stalled_bodies_never_keep_scrapes_or_callers_out() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut hash = Command::new(BIN)
+        .arg("hash-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hash.stdin
+        .take()
+        .unwrap()
+        .write_all(b"pressure-token\n")
+        .unwrap();
+    let line = String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, line).unwrap();
+    let log = dir.path().join("audit.log");
+    std::fs::write(&log, b"").unwrap();
+    let config = write_config(
+        dir.path(),
+        &[log],
+        &format!(
+            "[api]\nstatic_tokens_file = {:?}\n",
+            tokens.display().to_string()
+        ),
+    );
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        held.push(std::net::TcpStream::connect(exporter.addr).unwrap());
+    }
+    for _ in 0..200 {
+        let mut c = std::net::TcpStream::connect(exporter.addr).unwrap();
+        c.write_all(b"POST /jans-auth/restv1/internal/stat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer pressure-token\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nmonth=")
+            .unwrap();
+        held.push(c);
+    }
+    // A client that gives up after `limit`, as Prometheus does at its scrape timeout.
+    let within = |path: &str, headers: &str, limit: Duration| -> String {
+        let mut c = std::net::TcpStream::connect_timeout(&exporter.addr, limit).unwrap();
+        c.set_read_timeout(Some(limit)).unwrap();
+        c.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        let _ = c.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    for round in 0..3 {
+        let m = within("/metrics", "", Duration::from_secs(1));
+        assert!(
+            m.starts_with("HTTP/1.1 200"),
+            "round {round}: /metrics: {m:?}"
+        );
+        let month = chrono::Utc::now().format("%Y%m");
+        let s = within(
+            &format!("/jans-auth/restv1/internal/stat?month={month}"),
+            "Authorization: Bearer pressure-token\r\n",
+            Duration::from_secs(2),
+        );
+        assert!(s.starts_with("HTTP/1.1 200"), "round {round}: stat: {s:?}");
+    }
+    drop(held);
+}

@@ -18,13 +18,13 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::auth::{self, Authorizer, Decision};
 use super::basic_auth::{BasicAuth, Verdict};
+use super::connections::{Admitted, Budget, MAX_CONNECTIONS};
 use super::janssen_stat;
 use super::metrics::{
     encode_openmetrics, openmetrics_to_prometheus_text, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE,
@@ -32,9 +32,9 @@ use super::metrics::{
 use super::web_config::WebConfigWatch;
 use crate::event::Endpoint;
 use crate::store::Published;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// Open connections at most; further ones wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 256;
 /// Request line and headers must fit here (hyper's minimum is 8 KiB).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -355,10 +355,16 @@ impl HttpApp {
                 "no way to check tokens is configured (upstream client or api.static_tokens_file)",
             );
         };
-        let Ok(_slot) = self.compat_slots.try_acquire() else {
-            return unavailable("too many requests in flight");
+        // The permit bounds checks of tokens in flight (introspection calls upstream);
+        // it is given back before the body is read, so a caller that is slow to send
+        // its body holds nobody else up.
+        let decision = {
+            let Ok(_permit) = self.compat_slots.try_acquire() else {
+                return unavailable("too many requests in flight");
+            };
+            authorizer.check(token).await
         };
-        match authorizer.check(token).await {
+        match decision {
             Decision::Allow => {}
             Decision::Deny(reason) => {
                 let a = janssen_stat::unauthorized(&reason);
@@ -484,10 +490,44 @@ async fn answer(app: Arc<HttpApp>, req: Request<Incoming>) -> Response<Body> {
     app.route(req.method(), req.uri().path(), req.headers())
 }
 
+/// Serves one accepted connection until it ends, is evicted, or the server closes
+/// (then in-flight requests finish, bounded by [`DRAIN_TIMEOUT`]).
+async fn connection<I>(
+    io: I,
+    builder: hyper::server::conn::http1::Builder,
+    app: Arc<HttpApp>,
+    admitted: &Admitted,
+    closing: &CancellationToken,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let conn = Arc::clone(&admitted.conn);
+    let service = hyper::service::service_fn(move |req| {
+        let app = Arc::clone(&app);
+        let guard = conn.request();
+        async move {
+            let answer = handle(app, req).await;
+            drop(guard);
+            answer
+        }
+    });
+    let served = builder.serve_connection(io, service);
+    tokio::pin!(served);
+    tokio::select! {
+        _ = served.as_mut() => return,
+        () = admitted.conn.evict.notified() => {}
+        () = closing.cancelled() => {}
+    }
+    // Evicted or closing: an idle connection closes now, a busy one after its answer.
+    served.as_mut().graceful_shutdown();
+    let _ = served.await;
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded).
 pub async fn serve(listener: TcpListener, app: Arc<HttpApp>, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let budget = Budget::new(MAX_CONNECTIONS);
+    let tasks = TaskTracker::new();
+    let closing = CancellationToken::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -495,13 +535,6 @@ pub async fn serve(listener: TcpListener, app: Arc<HttpApp>, shutdown: impl Futu
         .max_buf_size(MAX_HEADER_BYTES);
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot,
-            () = &mut shutdown => break,
-        };
-        let Ok(slot) = slot else {
-            break;
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -514,34 +547,37 @@ pub async fn serve(listener: TcpListener, app: Arc<HttpApp>, shutdown: impl Futu
                 continue;
             }
         };
+        // A place in the budget, evicting an idle connection if every place is taken.
+        let admitted = tokio::select! {
+            admitted = budget.admit() => admitted,
+            () = &mut shutdown => break,
+        };
+        let Some(admitted) = admitted else {
+            break;
+        };
         let tls = app.web.current().tls.clone();
         let app = Arc::clone(&app);
-        let service = hyper::service::service_fn(move |req| handle(Arc::clone(&app), req));
         let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let closing = closing.clone();
+        tasks.spawn(async move {
             match tls {
-                None => {
-                    let _ = watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), service))
-                        .await;
-                }
+                None => connection(TokioIo::new(stream), builder, app, &admitted, &closing).await,
                 Some(tls) => {
                     // The handshake is bounded like the headers: a silent client
-                    // gives its slot back.
+                    // gives its place back.
                     let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
                     if let Ok(Ok(stream)) = tokio::time::timeout(HEADER_TIMEOUT, handshake).await {
-                        let _ = watcher
-                            .watch(builder.serve_connection(TokioIo::new(stream), service))
-                            .await;
+                        connection(TokioIo::new(stream), builder, app, &admitted, &closing).await;
                     }
                 }
             }
-            drop(slot);
+            drop(admitted);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    closing.cancel();
+    tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
         .await
         .is_err()
     {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod basic_auth;
+pub mod connections;
 pub mod http;
 pub mod janssen_stat;
 pub mod metrics;
