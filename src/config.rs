@@ -447,7 +447,7 @@ impl Config {
             .logs
             .paths
             .iter()
-            .find(|p| glob::Pattern::new(p).is_err())
+            .find(|p| crate::source::discovery::Pattern::new(p).is_err())
         {
             return invalid("logs.paths", format!("`{bad}` is not a valid glob"));
         }

@@ -243,3 +243,29 @@ fn idle_sockets_and_stalled_bodies_never_keep_scrapes_or_callers_out() {
     }
     drop(held);
 }
+
+/// `**` over folders with two looping symlinks: discovery ends, `/readyz` says ready,
+/// the logs (one reached through a symlinked folder) are read exactly once.
+#[test]
+fn double_star_over_looping_symlinks_finishes_and_counts_once() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("logs");
+    std::fs::create_dir_all(root.join("pod/a")).unwrap();
+    std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+    symlink(dir.path().join("elsewhere"), root.join("pod/linked")).unwrap();
+    symlink("..", root.join("pod/a/up")).unwrap();
+    symlink("../../pod", root.join("pod/a/loop")).unwrap();
+    let mut a = LogWriter::named(&root.join("pod/a"), "jans-auth_audit.log", 51);
+    let mut b = LogWriter::named(&dir.path().join("elsewhere"), "jans-auth_audit.log", 52);
+    a.write(7);
+    b.write(5);
+    let config = write_config(dir.path(), &[root.join("**/jans-auth_audit*.log")], "");
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let mut truth = a.truth.clone();
+    truth.merge(&b.truth);
+    let m = wait_for_records(&exporter, truth.records);
+    assert_exact(&m, &truth);
+    assert_eq!(sample(&m, "jans_exporter_log_files"), 2.0);
+}

@@ -19,6 +19,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::discovery::Pattern;
 use super::formats;
 use super::framer::{Framer, ResumePoint};
 use crate::event::{
@@ -127,6 +128,9 @@ pub struct Tailer {
     matched: Vec<u64>,
     /// The patterns as shared label values for [`TailStatus`].
     shown_patterns: Vec<std::sync::Arc<str>>,
+    /// The patterns, compiled; `None` for one that does not compile (the config check
+    /// refuses those, so only a library caller can pass one).
+    compiled: Vec<Option<Pattern>>,
     /// When bytes were last read from any file.
     last_read: Option<Instant>,
     /// Files followed at most (see [`TailerConfig::max_files`]).
@@ -190,6 +194,17 @@ impl Tailer {
     pub fn new(cfg: TailerConfig) -> Tailer {
         Tailer {
             shown_patterns: cfg.patterns.iter().map(|p| p.as_str().into()).collect(),
+            compiled: cfg
+                .patterns
+                .iter()
+                .map(|p| {
+                    Pattern::new(p)
+                        .map_err(
+                            |e| tracing::warn!(pattern = %p, error = %e, "bad log path pattern"),
+                        )
+                        .ok()
+                })
+                .collect(),
             max_files: cfg.max_files.unwrap_or_else(files_allowed_by_fd_limit),
             unreadable: 0,
             over_limit: 0,
@@ -268,17 +283,24 @@ impl Tailer {
         let mut found = BTreeMap::new();
         self.matched.clear();
         self.matched.resize(self.cfg.patterns.len(), 0);
-        for (i, pattern) in self.cfg.patterns.iter().enumerate() {
-            let paths = match glob::glob(pattern) {
-                Ok(paths) => paths,
-                Err(e) => {
-                    if let Some(n) = self.io_log.allow() {
-                        tracing::warn!(pattern, error = %e, suppressed = n, "bad log path pattern");
-                    }
-                    continue;
-                }
+        for (i, pattern) in self.compiled.iter().enumerate() {
+            let Some(pattern) = pattern else {
+                continue;
             };
-            for path in paths.flatten() {
+            let mut paths = Vec::new();
+            let notes = pattern.files(|p| paths.push(p));
+            if notes.loops > 0 || notes.truncated {
+                if let Some(n) = self.io_log.allow() {
+                    tracing::warn!(
+                        pattern = pattern.text(),
+                        symlink_loops_skipped = notes.loops,
+                        walk_cut_short = notes.truncated,
+                        suppressed = n,
+                        "a ** pattern met symlink loops or too many entries"
+                    );
+                }
+            }
+            for path in paths {
                 let Ok(meta) = std::fs::metadata(&path) else {
                     continue;
                 };
