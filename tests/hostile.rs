@@ -269,3 +269,83 @@ fn double_star_over_looping_symlinks_finishes_and_counts_once() {
     assert_exact(&m, &truth);
     assert_eq!(sample(&m, "jans_exporter_log_files"), 2.0);
 }
+
+/// A 100 MB line that opens a JSON string and never closes it: memory stays bounded
+/// (the record bound is 1 MiB), it is counted as oversize, and the records after it and
+/// in the other file count.
+#[test]
+fn a_hundred_megabyte_string_costs_no_memory_and_no_neighbour() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = LogWriter::named(dir.path(), "jans-auth_audit-a.log", 61);
+    let mut b = LogWriter::named(dir.path(), "jans-auth_audit-b.log", 62);
+    a.write(3);
+    b.write(3);
+    let config = write_config(dir.path(), &[dir.path().join("jans-auth_audit*.log")], "");
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let mut raw = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&a.live)
+        .unwrap();
+    raw.write_all(b"2026-12-02 10:00:00,000 INFO  [m] [t]  [io.jans.as.server.audit.ApplicationAuditLogger] (A.java:1) - {\"action\" : \"")
+        .unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..100 {
+        raw.write_all(&chunk).unwrap();
+        b.write(1);
+    }
+    raw.write_all(b"\n").unwrap();
+    a.write(4);
+    let mut truth = a.truth.clone();
+    truth.merge(&b.truth);
+    let m = wait_for_records(&exporter, truth.records);
+    // The oversize line is the one parse error; everything else is exact.
+    assert_eq!(
+        family_sum(&m, "jans_exporter_parse_errors_total"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        family_sum(&m, "jans_audit_events_total") as u64,
+        truth.records
+    );
+    let peak = exporter.peak_rss_bytes();
+    assert!(peak < 64 << 20, "peak RSS {peak} bytes");
+}
+
+/// 30 MB of spaces without a newline in one file: the records written to another file
+/// meanwhile still appear within two seconds each.
+#[test]
+fn a_thirty_megabyte_blank_line_stalls_no_other_file() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = LogWriter::named(dir.path(), "jans-auth_audit-a.log", 71);
+    let mut b = LogWriter::named(dir.path(), "jans-auth_audit-b.log", 72);
+    a.write(2);
+    b.write(2);
+    let config = write_config(dir.path(), &[dir.path().join("jans-auth_audit*.log")], "");
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let mut raw = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&a.live)
+        .unwrap();
+    let spaces = vec![b' '; 1 << 20];
+    for step in 0..30 {
+        raw.write_all(&spaces).unwrap();
+        b.write(1);
+        let want = a.truth.records + b.truth.records;
+        let seen = wait_for(Duration::from_secs(2), || {
+            (family_sum(&exporter.metrics(), "jans_audit_events_total") as u64 >= want)
+                .then_some(())
+        });
+        assert!(seen.is_some(), "step {step}: {}", exporter.metrics());
+    }
+    raw.write_all(b"\n").unwrap();
+    a.write(2);
+    let mut truth = a.truth.clone();
+    truth.merge(&b.truth);
+    let m = wait_for_records(&exporter, truth.records);
+    assert_exact(&m, &truth);
+}
