@@ -92,9 +92,16 @@ impl Framer {
                 mid_line: false,
                 skipping: self.skipping,
             },
-            State::RestOfLine | State::Blank => ResumePoint {
+            State::RestOfLine => ResumePoint {
                 offset: self.base + self.pos as u64,
                 mid_line: true,
+                skipping: self.skipping,
+            },
+            // The rest of a blank run read from a line start decides as the run would:
+            // blank to a newline is skipped, text after it is an unexpected line.
+            State::Blank => ResumePoint {
+                offset: self.base + self.pos as u64,
+                mid_line: false,
                 skipping: self.skipping,
             },
         }

@@ -13,30 +13,24 @@
 //!   half-written, or a file renamed while the exporter was down) resumes where that
 //!   one stopped. Files under 64 bytes are not opened until they can be told apart.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::discovery::Pattern;
+use super::followed::Followed;
 use super::formats;
 use super::framer::{Framer, ResumePoint};
-use crate::event::{
-    Batch, Event, FileCheckpoint, FileId, Fingerprint, FormatId, Message, TailStatus,
-};
+use super::identity::{id_of, read_head, HEAD_BYTES, MIN_MATCH};
+use super::resume::{Live, ResumeIndex};
+use crate::event::{Batch, Event, FileCheckpoint, FileId, FormatId, Message, TailStatus};
 use crate::log_limit::RateLimitedLog;
 use tokio_util::sync::CancellationToken;
 
 /// Read size; one batch per chunk keeps the channel's memory bounded.
 const READ_CHUNK: usize = 64 * 1024;
-/// Bytes of a file's start kept to recognise it.
-const HEAD_BYTES: usize = 1024;
-/// A shorter common start is too weak to recognise a copy by; newer files this small
-/// are not opened yet (no record is this short).
-const MIN_MATCH: usize = 64;
-/// Positions of files no longer followed, kept to recognise their copies.
-const RETIRED_KEPT: usize = 64;
 /// Polls a vanished file is still read before it is closed.
 const GRACE_ROUNDS: u8 = 2;
 
@@ -90,39 +84,10 @@ impl Sink for Vec<Message> {
     }
 }
 
-struct Followed {
-    path: PathBuf,
-    file: File,
-    framer: Framer,
-    /// The file's first bytes (up to [`HEAD_BYTES`]): detects truncation and copies.
-    head: Vec<u8>,
-    last_len: u64,
-    missing_rounds: u8,
-}
-
-impl Followed {
-    fn checkpoint(&self, id: FileId) -> FileCheckpoint {
-        FileCheckpoint {
-            id,
-            path: self.path.display().to_string(),
-            fingerprint: fingerprint(&self.head),
-            resume: self.framer.resume_point(),
-            format: self
-                .framer
-                .format()
-                .map(|f| formats::by_id(f).name().to_string()),
-        }
-    }
-}
-
 pub struct Tailer {
     cfg: TailerConfig,
     files: BTreeMap<FileId, Followed>,
-    /// Saved checkpoints not yet matched to a file.
-    saved: Vec<FileCheckpoint>,
-    /// Saved checkpoints of files found truncated at start: only a copy can claim them.
-    saved_truncated: Vec<FileCheckpoint>,
-    retired: VecDeque<Retired>,
+    resume: ResumeIndex,
     first_pass_done: bool,
     /// Files each pattern matched at the last discovery, by pattern.
     matched: Vec<u64>,
@@ -147,49 +112,6 @@ pub struct Tailer {
     stop: Option<CancellationToken>,
 }
 
-/// A file no longer followed (rotated away, closed, truncated): where it stopped.
-#[derive(Clone, Debug)]
-struct Retired {
-    head: Vec<u8>,
-    resume: ResumePoint,
-    format: Option<FormatId>,
-}
-
-/// Reads up to `len` bytes from the start of `file`.
-fn read_head(file: &File, len: usize) -> std::io::Result<Vec<u8>> {
-    let mut head = vec![0u8; len];
-    let mut filled = 0;
-    while filled < len {
-        let n = file.read_at(&mut head[filled..], filled as u64)?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    head.truncate(filled);
-    Ok(head)
-}
-
-fn fingerprint(head: &[u8]) -> Fingerprint {
-    Fingerprint {
-        len: head.len() as u32,
-        hash: xxhash_rust::xxh3::xxh3_64(head),
-    }
-}
-
-/// Whether `file` starts with the bytes a saved fingerprint was taken from.
-fn matches_fingerprint(file: &File, fp: &Fingerprint) -> bool {
-    fp.len as usize >= MIN_MATCH
-        && read_head(file, fp.len as usize).is_ok_and(|h| fingerprint(&h) == *fp)
-}
-
-/// Whether a file starting with `candidate` is (a possibly still growing copy of) the
-/// file that started with `known`.
-fn same_start(candidate: &[u8], known: &[u8]) -> bool {
-    let n = candidate.len().min(known.len());
-    n >= MIN_MATCH && candidate[..n] == known[..n]
-}
-
 impl Tailer {
     pub fn new(cfg: TailerConfig) -> Tailer {
         Tailer {
@@ -210,9 +132,7 @@ impl Tailer {
             over_limit: 0,
             cfg,
             files: BTreeMap::new(),
-            saved: Vec::new(),
-            saved_truncated: Vec::new(),
-            retired: VecDeque::new(),
+            resume: ResumeIndex::default(),
             first_pass_done: false,
             matched: Vec::new(),
             last_read: None,
@@ -247,7 +167,7 @@ impl Tailer {
 
     /// Continue from checkpoints of an earlier run.
     pub fn with_checkpoints(mut self, saved: Vec<FileCheckpoint>) -> Tailer {
-        self.saved = saved;
+        self.resume = ResumeIndex::with_checkpoints(saved);
         self
     }
 
@@ -307,10 +227,7 @@ impl Tailer {
                 if !meta.is_file() {
                     continue;
                 }
-                let id = FileId {
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                };
+                let id = id_of(&meta);
                 self.matched[i] += 1;
                 found.entry(id).or_insert((path, meta.len()));
             }
@@ -392,7 +309,7 @@ impl Tailer {
                 // A checkpointed file is opened whatever its size: it is no stranger.
                 None if len < MIN_MATCH as u64
                     && !final_pass
-                    && !self.saved.iter().any(|cp| cp.id == id) =>
+                    && !self.resume.has_checkpoint(id) =>
                 {
                     continue
                 }
@@ -424,11 +341,7 @@ impl Tailer {
 
         if !self.first_pass_done {
             // Checkpoints that matched no file: rotated away and gone while we were down.
-            self.saved_truncated.clear();
-            let (kept, lost): (Vec<_>, Vec<_>) = std::mem::take(&mut self.saved)
-                .into_iter()
-                .partition(|cp| not_opened.contains(&cp.id));
-            self.saved = kept;
+            let lost = self.resume.take_unclaimed(&not_opened);
             for cp in lost {
                 tracing::warn!(path = %cp.path, "a checkpointed log file is gone; its unread records are lost");
                 sink.send(Message::Batch(Batch {
@@ -506,10 +419,7 @@ impl Tailer {
         // the old one's identity, and the old one would never be read.
         let (id, len) = match file.metadata() {
             Ok(meta) if meta.is_file() => {
-                let opened = FileId {
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                };
+                let opened = id_of(&meta);
                 if opened != id && self.files.contains_key(&opened) {
                     return Ok(None);
                 }
@@ -550,53 +460,13 @@ impl Tailer {
         len: u64,
         events: &mut Vec<Event>,
     ) -> (ResumePoint, Option<FormatId>) {
-        let format_of = |cp: &FileCheckpoint| cp.format.as_deref().and_then(formats::id_of);
-        // The same file as before a restart.
-        if let Some(i) = self.saved.iter().position(|cp| cp.id == id) {
-            let cp = self.saved.swap_remove(i);
-            if matches_fingerprint(file, &cp.fingerprint) && cp.resume.offset <= len {
-                return (cp.resume, format_of(&cp));
-            }
-            // Same inode, other content: truncated (or re-used) while we were down. Its
-            // copy, if any, may still claim the checkpoint by fingerprint.
-            events.push(Event::Truncated);
-            self.saved_truncated.push(cp);
-        }
-        // A file read before a restart under another identity: renamed while we were down, or copied.
-        if let Some(i) = self
-            .saved
-            .iter()
-            .position(|cp| matches_fingerprint(file, &cp.fingerprint))
-        {
-            let cp = self.saved.swap_remove(i);
-            return (cp.resume, format_of(&cp));
-        }
-        if let Some(i) = self
-            .saved_truncated
-            .iter()
-            .position(|cp| matches_fingerprint(file, &cp.fingerprint))
-        {
-            let cp = self.saved_truncated.swap_remove(i);
-            return (cp.resume, format_of(&cp));
-        }
-        // A copy of a file being (or recently) read, possibly still being written: resume
-        // where the original stopped; reads wait until the copy grows past that point.
-        let live = self.files.values().map(|f| {
-            (
-                f.head.as_slice(),
-                f.framer.resume_point(),
-                f.framer.format(),
-            )
+        let live = self.files.values().map(|f| Live {
+            head: &f.head,
+            resume: f.framer.resume_point(),
+            format: f.framer.format(),
         });
-        let retired = self
-            .retired
-            .iter()
-            .map(|r| (r.head.as_slice(), r.resume, r.format));
-        if let Some((_, resume, format)) = live
-            .chain(retired)
-            .find(|(known, _, _)| same_start(head, known))
-        {
-            return (resume, format);
+        if let Some(known) = self.resume.claim(id, file, head, len, live, events) {
+            return known;
         }
         if !self.first_pass_done && self.cfg.start_at == StartAt::End {
             // Skip to the next record start: the bytes before it belong to a record begun earlier.
@@ -612,19 +482,6 @@ impl Tailer {
         (ResumePoint::default(), None)
     }
 
-    fn retire(&mut self, head: Vec<u8>, resume: ResumePoint, format: Option<FormatId>) {
-        if head.len() >= MIN_MATCH {
-            self.retired.push_back(Retired {
-                head,
-                resume,
-                format,
-            });
-            while self.retired.len() > RETIRED_KEPT {
-                self.retired.pop_front();
-            }
-        }
-    }
-
     fn close(&mut self, id: FileId, sink: &mut dyn Sink) -> Result<(), SinkClosed> {
         let Some(mut f) = self.files.remove(&id) else {
             return Ok(());
@@ -632,7 +489,8 @@ impl Tailer {
         let mut events = Vec::new();
         f.framer.finish(&mut events);
         let (resume, format) = (f.framer.resume_point(), f.framer.format());
-        self.retire(std::mem::take(&mut f.head), resume, format);
+        self.resume
+            .retire(std::mem::take(&mut f.head), resume, format);
         tracing::info!(path = %f.path.display(), "stopped following log file");
         self.log_malformed(&f.path, &events);
         sink.send(Message::Batch(Batch {
@@ -669,7 +527,7 @@ impl Tailer {
             );
             f.framer = Framer::new(format, ResumePoint::default());
             tracing::info!(path = %f.path.display(), "log file was truncated; reading it again from the start");
-            self.retire(head, resume, format);
+            self.resume.retire(head, resume, format);
         }
         let Some(f) = self.files.get_mut(&id) else {
             return Ok(());
