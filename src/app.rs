@@ -319,6 +319,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let cancel = CancellationToken::new();
     let state_file = StateFile::new(&config.state.dir);
     let (store, checkpoints) = load_store(&config, &state_file);
+    let closed: Vec<FileCheckpoint> = store.closed_files().cloned().collect();
     let persistence = Persistence {
         file: state_file,
         every: config.state.flush_interval,
@@ -350,6 +351,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         config.logs.start_at,
     ))
     .with_checkpoints(checkpoints)
+    .with_closed_files(closed)
     .with_silence_warnings(config.logs.stale_after)
     .with_stop(cancel.clone());
     let tailer_cancel = cancel.clone();

@@ -41,6 +41,11 @@ fn persisted(series: &str) -> bool {
     .any(|p| series.starts_with(p))
 }
 
+/// How a snapshot saved by this build starts.
+fn current_header() -> String {
+    format!("JANSX-STATE {} ", jans_exporter::store::persist::VERSION)
+}
+
 fn config() -> StoreConfig {
     let active: Vec<Action> = jans_exporter::generate::DEFAULT_ACTIVE
         .iter()
@@ -67,16 +72,27 @@ fn render(dir: &std::path::Path, at_ms: Option<i64>) -> (BTreeMap<String, f64>, 
     (samples(&text), at, p.checkpoints.len())
 }
 
+/// Filled in the fixtures saved while the FIDO2 figures they hold were current.
+const FIDO2_OF_V1: [&str; 2] = [
+    "jans_fido2_active_users{period=\"day\"}",
+    "jans_exporter_fido2_duplicate_entries_total",
+];
+
 #[test]
 fn the_full_version_1_snapshot_loads_every_figure_and_survives_a_resave() {
-    loads_every_figure_and_survives_a_resave(FIXTURE, REFERENCE);
+    loads_every_figure_and_survives_a_resave(FIXTURE, REFERENCE, 3, &FIDO2_OF_V1);
 }
 
 #[test]
 fn the_full_version_2_snapshot_loads_every_figure_and_survives_a_resave() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
     let reference = format!("{dir}state-v2-full.prom");
-    loads_every_figure_and_survives_a_resave(&format!("{dir}state-v2-full.json"), &reference);
+    loads_every_figure_and_survives_a_resave(
+        &format!("{dir}state-v2-full.json"),
+        &reference,
+        3,
+        &FIDO2_OF_V1,
+    );
     // What version 2 added is in it too.
     let reference = samples(&std::fs::read_to_string(reference).unwrap());
     for must in [
@@ -118,12 +134,26 @@ fn the_full_version_2_snapshot_loads_every_figure_and_survives_a_resave() {
     assert_eq!(store.counters().authorization_requests, [1, 2, 0]);
 }
 
-fn loads_every_figure_and_survives_a_resave(fixture: &str, reference: &str) {
+/// Figures a full fixture of every version must hold, whenever it was saved.
+const ALWAYS_FILLED: [&str; 5] = [
+    "jans_monthly_active_users{month=\"202610\"}",
+    "jans_active_users{period=\"week\"}",
+    "jans_upstream_errors_total{endpoint=\"health\",reason=\"decode\"}",
+    "jans_tokens_issued_total{grant_type=\"authorization_code\",token_type=\"access_token\"}",
+    "jans_fido2_errors_total{operation=\"authentication\",category=\"USER_CANCELLED\"}",
+];
+
+fn loads_every_figure_and_survives_a_resave(
+    fixture: &str,
+    reference: &str,
+    files: usize,
+    also_filled: &[&str],
+) {
     let reference = samples(&std::fs::read_to_string(reference).unwrap());
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixture, dir.path().join("state.json")).unwrap();
     let (v1, at, checkpoints) = render(dir.path(), None);
-    assert_eq!(checkpoints, 3);
+    assert_eq!(checkpoints, files);
 
     let mut compared = 0;
     for (series, want) in reference.iter().filter(|(s, _)| persisted(s)) {
@@ -133,16 +163,8 @@ fn loads_every_figure_and_survives_a_resave(fixture: &str, reference: &str) {
     }
     // The fixture is only a proof if its sections are really filled.
     assert!(compared > 150, "compared {compared} series");
-    for must in [
-        "jans_monthly_active_users{month=\"202610\"}",
-        "jans_active_users{period=\"week\"}",
-        "jans_upstream_errors_total{endpoint=\"health\",reason=\"decode\"}",
-        "jans_tokens_issued_total{grant_type=\"authorization_code\",token_type=\"access_token\"}",
-        "jans_fido2_errors_total{operation=\"authentication\",category=\"USER_CANCELLED\"}",
-        "jans_fido2_active_users{period=\"day\"}",
-        "jans_exporter_fido2_duplicate_entries_total",
-    ] {
-        assert!(reference[must] > 0.0, "{must} is empty in the fixture");
+    for must in ALWAYS_FILLED.iter().chain(also_filled) {
+        assert!(reference[*must] > 0.0, "{must} is empty in the fixture");
     }
 
     // Saved again in the current format and loaded back: the same figures.
@@ -155,11 +177,11 @@ fn loads_every_figure_and_survives_a_resave(fixture: &str, reference: &str) {
         .save(&store.snapshot_out())
         .unwrap();
     let head = std::fs::read(again.path().join("state.json")).unwrap();
-    assert!(head.starts_with(b"JANSX-STATE 2 "));
+    assert!(head.starts_with(current_header().as_bytes()));
     // Rendered at the fixture's time: a resave is stamped now, and the current day,
     // week and month of now are not the fixture's.
     let (v2, _, checkpoints) = render(again.path(), Some(at));
-    assert_eq!(checkpoints, 3);
+    assert_eq!(checkpoints, files);
     for (series, want) in reference.iter().filter(|(s, _)| persisted(s)) {
         assert_eq!(v2.get(series), Some(want), "{series} after a resave");
     }
@@ -197,7 +219,102 @@ fn the_binary_continues_from_a_version_1_snapshot() {
         .expect("stops on SIGTERM");
     let saved = std::fs::read(dir.path().join("state/state.json")).unwrap();
     assert!(
-        saved.starts_with(b"JANSX-STATE 2 "),
+        saved.starts_with(current_header().as_bytes()),
         "saved in the current format"
     );
+}
+
+/// Version 3 (written by the release that introduced it, from the version-2 fixture
+/// plus a day of flows): every earlier figure, and what version 3 added, the closed
+/// files with where each stopped.
+#[test]
+fn the_full_version_3_snapshot_loads_every_figure_and_survives_a_resave() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    loads_every_figure_and_survives_a_resave(
+        &format!("{dir}state-v3-full.json"),
+        &format!("{dir}state-v3-full.prom"),
+        1,
+        &[
+            "jans_exporter_fido2_duplicate_entries_total",
+            "jans_active_users{period=\"day\"}",
+        ],
+    );
+    let state = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{dir}state-v3-full.json"),
+        state.path().join("state.json"),
+    )
+    .unwrap();
+    let Loaded::Snapshot(p) = StateFile::new(state.path()).load() else {
+        panic!("the version 3 fixture did not load")
+    };
+    let closed_len = std::fs::metadata(format!("{dir}state-v3-closed-audit.log"))
+        .unwrap()
+        .len();
+    assert_eq!(p.closed.len(), 1);
+    assert_eq!(p.closed[0].resume.offset, closed_len, "read to its end");
+    // Kept through a resave.
+    let store = Store::restore(config(), &p);
+    assert_eq!(store.closed_files().count(), 1);
+}
+
+/// The real binary on the version-3 snapshot: the file it had closed, back under a
+/// matched name and grown, is read from where it stopped: only the new records count.
+#[test]
+fn the_binary_resumes_a_closed_file_from_a_version_3_snapshot() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let reference =
+        samples(&std::fs::read_to_string(format!("{fixtures}state-v3-full.prom")).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::copy(
+        format!("{fixtures}state-v3-full.json"),
+        dir.path().join("state/state.json"),
+    )
+    .unwrap();
+    let back = dir.path().join("jans-auth_audit-2026-12-02-1.log");
+    std::fs::copy(format!("{fixtures}state-v3-closed-audit.log"), &back).unwrap();
+    let mut more = Vec::new();
+    let mut truth = jans_exporter::generate::Truth::default();
+    for r in jans_exporter::generate::Generator::new(jans_exporter::generate::Spec {
+        seed: 99,
+        ..Default::default()
+    })
+    .take(6)
+    {
+        truth.observe(&r, &jans_exporter::generate::DEFAULT_ACTIVE);
+        jans_exporter::generate::write_record(
+            &mut more,
+            jans_exporter::generate::Layout::Text,
+            &r,
+            0,
+        )
+        .unwrap();
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&back)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &more))
+        .unwrap();
+    let config = write_config(dir.path(), &[dir.path().join("jans-auth_audit*.log")], "");
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let before = family_sum_of(&reference, "jans_audit_events_total");
+    let m = wait_for_records(&exporter, before as u64 + truth.records);
+    assert_eq!(
+        family_sum(&m, "jans_audit_events_total") as u64,
+        before as u64 + truth.records,
+        "only the records written after it was closed count"
+    );
+    // The fixture's three lost files, and its followed server log, absent here; the
+    // closed file is not lost, it was found again.
+    assert_eq!(sample(&m, "jans_exporter_log_files_lost_total"), 4.0);
+}
+
+fn family_sum_of(samples: &BTreeMap<String, f64>, family: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{family}{{")))
+        .map(|(_, v)| v)
+        .sum()
 }

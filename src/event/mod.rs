@@ -389,8 +389,11 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// The checkpoint that matches having applied `events`.
     pub checkpoint: Option<FileCheckpoint>,
-    /// A file no longer followed.
+    /// A file gone for good (lost while the exporter was down): its checkpoint goes.
     pub forget: Option<FileId>,
+    /// A file no longer followed (rotated away, deleted): its last checkpoint joins the
+    /// closed files, so that it resumes there if it comes back, even after a restart.
+    pub closed: Option<FileId>,
     /// Unread bytes over all followed files and how many files are followed.
     pub status: Option<TailStatus>,
 }
@@ -408,6 +411,9 @@ pub struct TailStatus {
 }
 
 /// Everything the store receives.
+// Almost every message is a batch; boxing it would add an allocation per batch to
+// save space on the one FirstPassDone.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Message {
     Batch(Batch),

@@ -28,6 +28,8 @@ pub struct ResumeIndex {
     /// Saved checkpoints of files found truncated at start: only a copy can claim them.
     saved_truncated: Vec<FileCheckpoint>,
     retired: VecDeque<Retired>,
+    /// Files an earlier run stopped following (persisted): claimable by fingerprint.
+    closed: Vec<FileCheckpoint>,
 }
 
 /// A file being read now, as a candidate original of a copy.
@@ -38,11 +40,12 @@ pub struct Live<'a> {
 }
 
 impl ResumeIndex {
-    pub fn with_checkpoints(saved: Vec<FileCheckpoint>) -> ResumeIndex {
-        ResumeIndex {
-            saved,
-            ..ResumeIndex::default()
-        }
+    pub fn set_checkpoints(&mut self, saved: Vec<FileCheckpoint>) {
+        self.saved = saved;
+    }
+
+    pub fn set_closed(&mut self, closed: Vec<FileCheckpoint>) {
+        self.closed = closed;
     }
 
     /// Whether an earlier run saved a checkpoint for this identity (such a file is
@@ -84,6 +87,19 @@ impl ResumeIndex {
                 let cp = list.swap_remove(i);
                 return Some((cp.resume, format_of(&cp)));
             }
+        }
+        // A file an earlier run closed, back under a matched name (or a copy of it):
+        // where it stopped, the furthest if several share its start.
+        if let Some(i) = self
+            .closed
+            .iter()
+            .enumerate()
+            .filter(|(_, cp)| cp.resume.offset <= len && matches_fingerprint(file, &cp.fingerprint))
+            .max_by_key(|(_, cp)| cp.resume.offset)
+            .map(|(i, _)| i)
+        {
+            let cp = self.closed.swap_remove(i);
+            return Some((cp.resume, format_of(&cp)));
         }
         // A copy, possibly still being written: resume where the original stopped;
         // reads wait until the copy grows past that point.

@@ -167,7 +167,14 @@ impl Tailer {
 
     /// Continue from checkpoints of an earlier run.
     pub fn with_checkpoints(mut self, saved: Vec<FileCheckpoint>) -> Tailer {
-        self.resume = ResumeIndex::with_checkpoints(saved);
+        self.resume.set_checkpoints(saved);
+        self
+    }
+
+    /// Files an earlier run stopped following, with where each stopped: one that comes
+    /// back (or a copy of it) resumes there instead of being read again from 0.
+    pub fn with_closed_files(mut self, closed: Vec<FileCheckpoint>) -> Tailer {
+        self.resume.set_closed(closed);
         self
     }
 
@@ -489,13 +496,15 @@ impl Tailer {
         let mut events = Vec::new();
         f.framer.finish(&mut events);
         let (resume, format) = (f.framer.resume_point(), f.framer.format());
+        let checkpoint = f.checkpoint(id);
         self.resume
             .retire(std::mem::take(&mut f.head), resume, format);
         tracing::info!(path = %f.path.display(), "stopped following log file");
         self.log_malformed(&f.path, &events);
         sink.send(Message::Batch(Batch {
             events,
-            forget: Some(id),
+            checkpoint: Some(checkpoint),
+            closed: Some(id),
             ..Batch::default()
         }))
     }
@@ -951,5 +960,43 @@ mod tests {
         rig.poll();
         assert_eq!(rig.tailer.over_limit, 0);
         rig.assert_exact();
+    }
+
+    /// A file renamed out of the patterns is closed; after a restart (the closed files
+    /// saved and loaded with the snapshot) it is renamed back and grows: it resumes where
+    /// it stopped instead of being read again from the start.
+    #[test]
+    fn a_closed_file_that_comes_back_after_a_restart_resumes_where_it_stopped() {
+        let mut rig = Rig::new("audit*.log", StartAt::Beginning);
+        let mut f = rig.append("audit.log");
+        rig.write(&mut f, 12);
+        rig.poll();
+        std::fs::rename(rig.path("audit.log"), rig.path("kept.old")).unwrap();
+        for _ in 0..=GRACE_ROUNDS {
+            rig.poll();
+        }
+        assert!(rig.tailer.files.is_empty(), "closed");
+        assert_eq!(rig.store.closed_files().count(), 1);
+        // Restart: the store from its snapshot, a new tailer from what it saved.
+        let state = tempfile::tempdir().unwrap();
+        let file = crate::store::persist::StateFile::new(state.path());
+        rig.store.save(&file).unwrap();
+        let crate::store::persist::Loaded::Snapshot(p) = file.load() else {
+            panic!("no snapshot")
+        };
+        let active: Vec<Action> = DEFAULT_ACTIVE
+            .iter()
+            .map(|a| Action::from_name(a))
+            .collect();
+        rig.store = Store::restore(StoreConfig::new(14, 13, &active), &p);
+        rig.tailer = Tailer::new(rig.tailer.cfg.clone())
+            .with_checkpoints(p.checkpoints.clone())
+            .with_closed_files(p.closed.clone());
+        std::fs::rename(rig.path("kept.old"), rig.path("audit-back.log")).unwrap();
+        rig.write(&mut f, 5);
+        rig.poll();
+        rig.poll();
+        rig.assert_exact();
+        assert_eq!(rig.store.closed_files().count(), 0, "followed again");
     }
 }

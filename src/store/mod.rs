@@ -63,6 +63,10 @@ pub const STATE_SECTIONS: [&str; persist::model::SECTIONS.len() + 1] = {
     out
 };
 
+/// Closed files remembered with where they stopped: a day of log4j rotating every
+/// minute, or years of daily rotations. About 150 bytes each in the snapshot.
+pub const CLOSED_KEPT: usize = 4096;
+
 /// `kind` of `jans_token_requests_total`.
 pub const TOKEN_KINDS: [&str; 2] = ["machine", "user"];
 /// `outcome` labels, indexed by `success as usize`.
@@ -326,6 +330,8 @@ pub struct Store {
     counters: Counters,
     users: ActiveUsers,
     checkpoints: BTreeMap<FileId, FileCheckpoint>,
+    /// Files no longer followed, oldest first: where each stopped (see [`CLOSED_KEPT`]).
+    closed: std::collections::VecDeque<FileCheckpoint>,
     tail: TailStatus,
     ready: bool,
     /// Refreshed per batch: one clock read per batch, not per record.
@@ -355,6 +361,7 @@ impl Store {
             counters: Counters::default(),
             users,
             checkpoints: BTreeMap::new(),
+            closed: std::collections::VecDeque::new(),
             tail: TailStatus::default(),
             ready: false,
             horizon,
@@ -376,6 +383,14 @@ impl Store {
             .get(&key(&families::LAST_RECORD_TIMESTAMP, &[]))
             .copied();
         store.checkpoints = p.checkpoints.iter().map(|cp| (cp.id, cp.clone())).collect();
+        store.closed = p
+            .closed
+            .iter()
+            .rev()
+            .take(CLOSED_KEPT)
+            .rev()
+            .cloned()
+            .collect();
         store.pairing = pairing::Pairing::import(&p.pending.authorizations, store.clock_ms);
         store.upstream.import(p);
         let precision = store.config.precision;
@@ -430,6 +445,7 @@ impl Store {
             gauges: BTreeMap::new(),
             high_water: BTreeMap::new(),
             checkpoints: self.checkpoints.values().collect(),
+            closed: self.closed.iter().collect(),
             precision: self.config.precision,
             sketch_sets: vec![("active_users", &self.users)],
             fido2: Default::default(),
@@ -492,6 +508,11 @@ impl Store {
         self.checkpoints.values()
     }
 
+    /// Files no longer followed, with where each stopped, oldest first.
+    pub fn closed_files(&self) -> impl Iterator<Item = &FileCheckpoint> {
+        self.closed.iter()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready
     }
@@ -516,12 +537,27 @@ impl Store {
         changed |= self.expire_pairs() > 0;
         if let Some(cp) = batch.checkpoint {
             if self.checkpoints.get(&cp.id) != Some(&cp) {
+                // Followed again: no longer among the closed files.
+                self.closed.retain(|c| c.id != cp.id);
                 self.checkpoints.insert(cp.id, cp);
                 changed = true;
             }
         }
         if let Some(id) = batch.forget {
             changed |= self.checkpoints.remove(&id).is_some();
+        }
+        if let Some(id) = batch.closed {
+            if let Some(cp) = self.checkpoints.remove(&id) {
+                // One entry per file and per start: a copy closed later supersedes the
+                // original it was resumed from.
+                self.closed
+                    .retain(|c| c.id != id && c.fingerprint != cp.fingerprint);
+                self.closed.push_back(cp);
+                while self.closed.len() > CLOSED_KEPT {
+                    self.closed.pop_front();
+                }
+                changed = true;
+            }
         }
         if let Some(status) = batch.status {
             changed |= self.tail != status;

@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 
 pub use model::{Persisted, SnapshotOut};
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const MAGIC: &str = "JANSX-STATE";
 const FILE_NAME: &str = "state.json";
 /// A snapshot larger than this is not read (bounded memory on a hostile file).
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
-/// `JANSX-STATE 2 <16 hex> <20 digits>\n`
+/// `JANSX-STATE 3 <16 hex> <20 digits>\n`
 const HEADER_LEN: usize = MAGIC.len() + 1 + 1 + 1 + 16 + 1 + 20 + 1;
 
 #[derive(Debug)]
@@ -99,6 +99,7 @@ pub fn exercise_decoder(data: &[u8], scratch: &Path) {
         data.to_vec(),
         with_valid_header(1, data),
         with_valid_header(2, data),
+        with_valid_header(3, data),
     ] {
         let Ok(persisted) = decode(&bytes) else {
             continue;
@@ -178,7 +179,7 @@ pub fn decode(bytes: &[u8]) -> Result<Persisted, String> {
     }
     match version.parse::<u32>() {
         Ok(1) => v1::decode(body),
-        Ok(2) => model::decode_v2(body),
+        Ok(2 | 3) => model::decode_v2(body),
         Ok(other) => Err(format!(
             "unsupported state version {other} (this build reads 1 to {VERSION})"
         )),
@@ -339,10 +340,10 @@ mod tests {
             vec![std::ffi::OsString::from("state.json")],
             "no temp file left behind"
         );
-        // The header is fixed-width and names version 2.
+        // The header is fixed-width and names the current version.
         let text = std::fs::read(file.path()).unwrap();
         assert_eq!(text.iter().position(|b| *b == b'\n'), Some(HEADER_LEN - 1));
-        assert!(text.starts_with(b"JANSX-STATE 2 "));
+        assert!(text.starts_with(format!("JANSX-STATE {VERSION} ").as_bytes()));
     }
 
     #[test]

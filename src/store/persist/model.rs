@@ -231,6 +231,8 @@ pub struct Persisted {
     /// Highest token count seen per month, grant and token type.
     pub high_water: BTreeMap<String, u64>,
     pub checkpoints: Vec<FileCheckpoint>,
+    /// Files no longer followed, with where each stopped (version 3).
+    pub closed: Vec<FileCheckpoint>,
     pub sketches: SketchSets,
     pub fido2: Fido2Section,
     pub pending: PendingSection,
@@ -238,8 +240,9 @@ pub struct Persisted {
     pub dropped: Vec<&'static str>,
 }
 
-/// The sections of a version-2 body, in the order written.
-pub const SECTIONS: [&str; 9] = [
+/// The sections of a body, in the order written: version 2's, and `closed` since
+/// version 3.
+pub const SECTIONS: [&str; 10] = [
     "counters",
     "histograms",
     "times",
@@ -249,6 +252,7 @@ pub const SECTIONS: [&str; 9] = [
     "sketches",
     "fido2",
     "pending",
+    "closed",
 ];
 
 /// What a save writes: small sections owned, the large ones (sketches) borrowed and
@@ -261,6 +265,7 @@ pub struct SnapshotOut<'a> {
     pub gauges: BTreeMap<String, u64>,
     pub high_water: BTreeMap<String, u64>,
     pub checkpoints: Vec<&'a FileCheckpoint>,
+    pub closed: Vec<&'a FileCheckpoint>,
     pub precision: u8,
     pub sketch_sets: Vec<(&'static str, &'a ActiveUsers)>,
     pub fido2: Fido2Section,
@@ -331,12 +336,14 @@ impl Serialize for SnapshotOut<'_> {
         )?;
         map.serialize_entry("fido2", &self.fido2)?;
         map.serialize_entry("pending", &self.pending)?;
+        map.serialize_entry("closed", &self.closed)?;
         map.end()
     }
 }
 
-/// Reads a version-2 body section by section: a section that does not decode is named
-/// in `dropped` and left empty; the others load.
+/// Reads a version-2 or version-3 body section by section (version 3 adds `closed`,
+/// which a version-2 body lacks and leaves empty): a section that does not decode is
+/// named in `dropped` and left empty; the others load.
 pub fn decode_v2(body: &[u8]) -> Result<Persisted, String> {
     let sections: BTreeMap<String, &serde_json::value::RawValue> =
         serde_json::from_slice(body).map_err(|e| format!("version 2 body: {e}"))?;
@@ -366,6 +373,7 @@ pub fn decode_v2(body: &[u8]) -> Result<Persisted, String> {
     p.checkpoints = section(&sections, "checkpoints", &mut p.dropped);
     p.fido2 = section(&sections, "fido2", &mut p.dropped);
     p.pending = section(&sections, "pending", &mut p.dropped);
+    p.closed = section(&sections, "closed", &mut p.dropped);
     if let Some(raw) = sections.get("sketches") {
         match decode_sketches(raw.get()) {
             Ok((sets, bad)) => {
