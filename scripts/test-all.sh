@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, unit and integration tests (which
-# start the real binary), promtool on a real scrape and on the alert rules, and the
-# end-to-end test with real Prometheus and Alertmanager. Installs them from Debian's
-# packages when missing and running as root.
+# start the real binary), promtool on a real scrape and on the alert rules, the
+# end-to-end test with real Prometheus and Alertmanager, and every fuzz target for 30 s
+# (FUZZ_SECONDS). Installs Prometheus's tools from Debian's packages when missing and
+# running as root, and cargo-fuzz from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,5 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --all-targets --locked
+echo "== fuzz (each target ${FUZZ_SECONDS:-30}s)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs the fuzz targets (fuzz/, cargo-fuzz with libFuzzer on the nightly toolchain),
+# each for SECONDS (default 30), from a seed corpus: the committed seeds in
+# fuzz/seeds/<target>/ plus logs our own generators write (both audit layouts and the
+# server log, as whole flows). A finding stops the run and is kept under
+# fuzz/artifacts/<target>/; the corpus grows under target/fuzz-corpus/.
+#
+#   scripts/fuzz.sh                 # every target, 30 s each
+#   scripts/fuzz.sh 600 framer_splits
+#
+# SANITIZER (default none: the crate has no unsafe code of its own, and building the
+# dependency tree's C with AddressSanitizer costs minutes) is passed to cargo fuzz;
+# SANITIZER=address for the long runs.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+seconds=${1:-30}
+shift || true
+targets=("$@")
+if [ "${#targets[@]}" -eq 0 ]; then
+  targets=(framer_splits record_parsers snapshot_decode stat_query upstream_json)
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "== installing cargo-fuzz (crates.io)"
+  cargo install --locked cargo-fuzz >/dev/null
+fi
+
+corpus=target/fuzz-corpus
+gen=target/fuzz-seeds
+if [ ! -f "$gen/done" ]; then
+  echo "== generating seeds"
+  rm -rf "$gen"
+  mkdir -p "$gen/flows-text" "$gen/flows-json"
+  cargo run -q --example generate_audit_log -- --records 40 --layout text --seed 3 > "$gen/audit-text.log"
+  cargo run -q --example generate_audit_log -- --records 40 --layout json --seed 4 > "$gen/audit-json.log"
+  cargo run -q --example generate_flows -- --flows 15 --layout text --seed 5 --out "$gen/flows-text" > /dev/null
+  cargo run -q --example generate_flows -- --flows 15 --layout json --seed 6 --out "$gen/flows-json" > /dev/null
+  touch "$gen/done"
+fi
+
+for t in "${targets[@]}"; do
+  dir="$corpus/$t"
+  mkdir -p "$dir"
+  if [ -d "fuzz/seeds/$t" ]; then
+    cp -n fuzz/seeds/"$t"/* "$dir"/ 2>/dev/null || true
+  fi
+  case "$t" in
+    framer_splits)
+      # Selector byte (format: 0 text, 1 JSON, 2 server log, 3 detect), two bytes of
+      # cut point, then a stream.
+      i=0
+      for f in "$gen"/audit-text.log "$gen"/audit-json.log "$gen"/flows-*/*.log; do
+        for sel in 0 1 2 3; do
+          { printf "\\x0$sel\\x$(printf %02x $((i * 37 % 256)))\\x01"; head -c 6000 "$f"; } > "$dir/gen-$i-$sel"
+        done
+        i=$((i + 1))
+      done
+      ;;
+    record_parsers)
+      i=0
+      for f in "$gen"/audit-text.log "$gen"/audit-json.log "$gen"/flows-*/*.log; do
+        head -n 12 "$f" | split -l 1 - "$dir/gen-$i-"
+        i=$((i + 1))
+      done
+      ;;
+  esac
+  echo "== fuzz $t for ${seconds}s"
+  log="target/fuzz-$t.log"
+  status=0
+  cargo +nightly fuzz run --sanitizer "${SANITIZER:-none}" "$t" "$dir" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
+    -max_len=65536 -print_final_stats=1 > "$log" 2>&1 || status=$?
+  grep -E "^stat::(number_of_executed_units|peak_rss_mb|new_units_added)|^Done [0-9]+ runs" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    # A finding: libFuzzer printed the input's path under fuzz/artifacts/.
+    grep -E "panicked|ERROR|SUMMARY|Test unit written|artifact_prefix" "$log" | head -20 >&2 || tail -40 "$log" >&2
+    echo "FINDING in $t (full output: $log)" >&2
+    exit 1
+  fi
+done
