@@ -311,6 +311,7 @@ fn a_hundred_megabyte_string_costs_no_memory_and_no_neighbour() {
         truth.records
     );
     let peak = exporter.peak_rss_bytes();
+    eprintln!("peak RSS after a 100 MB string line: {} KiB", peak / 1024);
     assert!(peak < 64 << 20, "peak RSS {peak} bytes");
 }
 
