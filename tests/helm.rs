@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::require_tool;
+use common::require_kustomize;
 use yaml_rust2::{Yaml, YamlLoader};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -97,11 +97,7 @@ fn selects(match_labels: &Yaml, labels: &Yaml) -> bool {
 
 #[test]
 fn the_post_renderer_adds_the_sidecar_that_the_pod_monitor_then_selects() {
-    let kustomize = Command::new("sh")
-        .args(["-c", "command -v kustomize"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !kustomize && !require_tool("kubectl") {
+    if !require_kustomize() {
         return;
     }
     let input =

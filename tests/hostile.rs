@@ -176,20 +176,8 @@ fn a_file_descriptor_limit_below_the_file_count_is_said_and_doubles_nothing() {
 #[test]
 fn idle_sockets_and_stalled_bodies_never_keep_scrapes_or_callers_out() {
     use std::io::{Read, Write};
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
-    let mut hash = Command::new(BIN)
-        .arg("hash-token")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    hash.stdin
-        .take()
-        .unwrap()
-        .write_all(b"pressure-token\n")
-        .unwrap();
-    let line = String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap();
+    let line = hash_token("pressure-token");
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, line).unwrap();
     let log = dir.path().join("audit.log");
@@ -270,6 +258,27 @@ fn double_star_over_looping_symlinks_finishes_and_counts_once() {
     assert_eq!(sample(&m, "jans_exporter_log_files"), 2.0);
 }
 
+/// Two audit logs with `records` each, followed by a running exporter, and a raw
+/// append handle on the first for writing lines no generator would.
+fn two_logs_followed(
+    dir: &std::path::Path,
+    seed: u64,
+    records: usize,
+) -> (LogWriter, LogWriter, Exporter, std::fs::File) {
+    let mut a = LogWriter::named(dir, "jans-auth_audit-a.log", seed);
+    let mut b = LogWriter::named(dir, "jans-auth_audit-b.log", seed + 1);
+    a.write(records);
+    b.write(records);
+    let config = write_config(dir, &[dir.join("jans-auth_audit*.log")], "");
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    let raw = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&a.live)
+        .unwrap();
+    (a, b, exporter, raw)
+}
+
 /// A 100 MB line that opens a JSON string and never closes it: memory stays bounded
 /// (the record bound is 1 MiB), it is counted as oversize, and the records after it and
 /// in the other file count.
@@ -277,17 +286,7 @@ fn double_star_over_looping_symlinks_finishes_and_counts_once() {
 fn a_hundred_megabyte_string_costs_no_memory_and_no_neighbour() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let mut a = LogWriter::named(dir.path(), "jans-auth_audit-a.log", 61);
-    let mut b = LogWriter::named(dir.path(), "jans-auth_audit-b.log", 62);
-    a.write(3);
-    b.write(3);
-    let config = write_config(dir.path(), &[dir.path().join("jans-auth_audit*.log")], "");
-    let exporter = Exporter::start(&config);
-    exporter.wait_ready();
-    let mut raw = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&a.live)
-        .unwrap();
+    let (mut a, mut b, exporter, mut raw) = two_logs_followed(dir.path(), 61, 3);
     raw.write_all(b"2026-12-02 10:00:00,000 INFO  [m] [t]  [io.jans.as.server.audit.ApplicationAuditLogger] (A.java:1) - {\"action\" : \"")
         .unwrap();
     let chunk = vec![b'x'; 1 << 20];
@@ -321,17 +320,7 @@ fn a_hundred_megabyte_string_costs_no_memory_and_no_neighbour() {
 fn a_thirty_megabyte_blank_line_stalls_no_other_file() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let mut a = LogWriter::named(dir.path(), "jans-auth_audit-a.log", 71);
-    let mut b = LogWriter::named(dir.path(), "jans-auth_audit-b.log", 72);
-    a.write(2);
-    b.write(2);
-    let config = write_config(dir.path(), &[dir.path().join("jans-auth_audit*.log")], "");
-    let exporter = Exporter::start(&config);
-    exporter.wait_ready();
-    let mut raw = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&a.live)
-        .unwrap();
+    let (mut a, mut b, exporter, mut raw) = two_logs_followed(dir.path(), 71, 2);
     let spaces = vec![b' '; 1 << 20];
     for step in 0..30 {
         raw.write_all(&spaces).unwrap();

@@ -6,7 +6,6 @@ mod common;
 mod fake_janssen;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -518,14 +517,7 @@ fn health_check_echoes_the_last_fresh_answer() {
 #[test]
 fn static_tokens_from_hash_token_work_without_an_upstream() {
     let dir = tempfile::tempdir().unwrap();
-    let mut hash = Command::new(BIN)
-        .arg("hash-token")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut hash.stdin.take().unwrap(), b"demo-token\n").unwrap();
-    let line = String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap();
+    let line = hash_token("demo-token");
     assert!(line.starts_with("sha256:") && !line.contains("demo-token"));
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, &line).unwrap();

@@ -8,7 +8,7 @@ use std::process::Command;
 use yaml_rust2::{Yaml, YamlLoader};
 
 mod common;
-use common::require_tool;
+use common::{require_kustomize, require_tool};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -215,12 +215,7 @@ fn the_image_saves_state_as_its_user_and_checks_its_own_health() {
 /// prometheus-operator CRD schemas, with pinned validators; and the check can fail.
 #[test]
 fn every_manifest_validates_offline_against_the_kubernetes_and_operator_schemas() {
-    let kustomize = Command::new("sh")
-        .args(["-c", "command -v kustomize"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !require_tool("python3") || !require_tool("npm") || (!kustomize && !require_tool("kubectl"))
-    {
+    if !require_tool("python3") || !require_tool("npm") || !require_kustomize() {
         return;
     }
     let script = Path::new(ROOT).join("scripts/validate-manifests.sh");

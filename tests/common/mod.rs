@@ -456,6 +456,32 @@ pub fn wait_for_records(exporter: &Exporter, records: u64) -> String {
 
 /// Whether a tool is installed. In CI (`CI` set) a missing tool fails the test: `.ci/run`
 /// installs them all. Elsewhere the caller skips, with a notice.
+/// Whether kustomize, or kubectl for its built-in kustomize, is here (the Helm
+/// post-renderer needs one; in CI a missing one fails the test).
+pub fn require_kustomize() -> bool {
+    let kustomize = Command::new("sh")
+        .args(["-c", "command -v kustomize"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    kustomize || require_tool("kubectl")
+}
+
+/// `jans-exporter hash-token` of `token`: the line a static tokens file holds.
+pub fn hash_token(token: &str) -> String {
+    let mut hash = Command::new(BIN)
+        .arg("hash-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hash.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{token}\n").as_bytes())
+        .unwrap();
+    String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap()
+}
+
 pub fn require_tool(name: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
