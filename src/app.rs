@@ -354,6 +354,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
     .with_closed_files(closed)
     .with_silence_warnings(config.logs.stale_after)
     .with_stop(cancel.clone());
+    if config.logs.watch {
+        tailer = tailer.with_wakeups();
+    }
     let tailer_cancel = cancel.clone();
     let tailer_thread = std::thread::Builder::new()
         .name("tailer".into())

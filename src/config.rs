@@ -237,6 +237,13 @@ pub struct LogsConfig {
     /// Warn when nothing has been read for this long (zero: never).
     #[serde(with = "duration", default = "default_stale_after")]
     pub stale_after: Duration,
+    /// File events (inotify) wake the poll early; the poll stays the truth.
+    #[serde(default = "default_true")]
+    pub watch: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_server_time_zone() -> String {
@@ -374,6 +381,7 @@ impl Config {
                 poll_interval: Duration::from_millis(250),
                 server_time_zone: default_server_time_zone(),
                 stale_after: default_stale_after(),
+                watch: true,
             },
             sketch: SketchConfig {
                 precision: 14,

@@ -8,3 +8,4 @@ pub mod identity;
 pub mod resume;
 pub mod silence;
 pub mod tailer;
+pub mod wakeup;

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Read size; one batch per chunk keeps the channel's memory bounded.
 const READ_CHUNK: usize = 64 * 1024;
+/// Polls woken by file events are at least this far apart.
+const MIN_EVENT_GAP: Duration = Duration::from_millis(5);
 /// Polls a vanished file is still read before it is closed.
 const GRACE_ROUNDS: u8 = 2;
 
@@ -105,6 +107,8 @@ pub struct Tailer {
     unreadable: u64,
     over_limit: u64,
     silence: Option<super::silence::SilenceWatch>,
+    /// File events that end the wait for the next poll early.
+    wakeups: Option<super::wakeup::Wakeups>,
     buf: Vec<u8>,
     malformed_log: RateLimitedLog,
     io_log: RateLimitedLog,
@@ -137,6 +141,7 @@ impl Tailer {
             matched: Vec::new(),
             last_read: None,
             silence: None,
+            wakeups: None,
             buf: vec![0; READ_CHUNK],
             malformed_log: RateLimitedLog::new(Duration::from_secs(10)),
             io_log: RateLimitedLog::new(Duration::from_secs(30)),
@@ -165,6 +170,16 @@ impl Tailer {
         self
     }
 
+    /// Poll as soon as a watched folder reports a change, not only every poll
+    /// interval (for the live tail).
+    pub fn with_wakeups(mut self) -> Tailer {
+        self.wakeups = super::wakeup::Wakeups::watch(&self.cfg.patterns);
+        if self.wakeups.is_none() {
+            tracing::info!("no file events for the log folders: polling only");
+        }
+        self
+    }
+
     /// Continue from checkpoints of an earlier run.
     pub fn with_checkpoints(mut self, saved: Vec<FileCheckpoint>) -> Tailer {
         self.resume.set_checkpoints(saved);
@@ -187,9 +202,26 @@ impl Tailer {
             if let Some(silence) = &mut self.silence {
                 silence.check(&self.cfg.patterns, &self.matched, self.last_read);
             }
-            let until = Instant::now() + self.cfg.poll_interval;
-            while Instant::now() < until && !stop.is_cancelled() {
-                std::thread::sleep(Duration::from_millis(25).min(self.cfg.poll_interval));
+            let polled = Instant::now();
+            let until = polled + self.cfg.poll_interval;
+            while !stop.is_cancelled() {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                let step = (until - now).min(Duration::from_millis(25));
+                match &self.wakeups {
+                    Some(w) if w.wait(step) => {
+                        // A burst of writes is one poll: at most one every MIN_EVENT_GAP.
+                        let earliest = polled + MIN_EVENT_GAP;
+                        if let Some(left) = earliest.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(left);
+                        }
+                        break;
+                    }
+                    Some(_) => {}
+                    None => std::thread::sleep(step),
+                }
             }
         }
     }

@@ -1,0 +1,105 @@
+//! A wake-up hint for the poll loop: inotify (through `notify`) on the folders the
+//! patterns name, so that a write is read within milliseconds instead of at the next
+//! poll. Only a hint: every decision is still the poll's, and volumes that send no
+//! events (NFS, some CSI drivers) work as before, at the poll interval.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+pub struct Wakeups {
+    _watcher: RecommendedWatcher,
+    /// Capacity 1: a burst of events is one wake-up, and memory stays bounded however
+    /// long the loop is busy.
+    rx: Receiver<()>,
+}
+
+fn has_meta(s: &str) -> bool {
+    s.contains(['*', '?', '[', '{'])
+}
+
+/// The folder to watch for a pattern, and whether below it too.
+fn watch_root(pattern: &str) -> Option<(PathBuf, RecursiveMode)> {
+    let path = Path::new(pattern);
+    let parent = path.parent()?;
+    let mut root = PathBuf::new();
+    for c in parent.components() {
+        match c {
+            Component::Normal(s) if has_meta(&s.to_string_lossy()) => {
+                return Some((root, RecursiveMode::Recursive));
+            }
+            c => root.push(c),
+        }
+    }
+    Some((root, RecursiveMode::NonRecursive))
+}
+
+impl Wakeups {
+    /// Watches the folders of `patterns` that exist now; `None` if none could be
+    /// watched (the loop then only polls).
+    pub fn watch(patterns: &[String]) -> Option<Wakeups> {
+        let (tx, rx) = sync_channel(1);
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok() {
+                    // Full: a wake-up is already pending, which is all this says.
+                    if let Err(TrySendError::Disconnected(_)) = tx.try_send(()) {}
+                }
+            })
+            .ok()?;
+        let mut watched = 0;
+        let mut roots: Vec<(PathBuf, RecursiveMode)> =
+            patterns.iter().filter_map(|p| watch_root(p)).collect();
+        roots.sort_by(|a, b| a.0.cmp(&b.0));
+        roots.dedup_by(|a, b| a.0 == b.0);
+        for (root, mode) in roots {
+            match watcher.watch(&root, mode) {
+                Ok(()) => watched += 1,
+                Err(e) => {
+                    tracing::debug!(folder = %root.display(), error = %e, "no file events for this folder; polling it")
+                }
+            }
+        }
+        (watched > 0).then_some(Wakeups {
+            _watcher: watcher,
+            rx,
+        })
+    }
+
+    /// Waits for an event for at most `timeout`; true if one came.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        self.rx.recv_timeout(timeout).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watched_folder_is_the_literal_part_of_the_pattern() {
+        assert_eq!(
+            watch_root("/logs/jans-auth_audit*.log"),
+            Some((PathBuf::from("/logs"), RecursiveMode::NonRecursive))
+        );
+        assert_eq!(
+            watch_root("/logs/**/jans-auth*.log"),
+            Some((PathBuf::from("/logs"), RecursiveMode::Recursive))
+        );
+        assert_eq!(
+            watch_root("/var/log/pods/*/auth/0.log"),
+            Some((PathBuf::from("/var/log/pods"), RecursiveMode::Recursive))
+        );
+    }
+
+    #[test]
+    fn a_write_wakes_the_waiter_and_a_quiet_folder_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Wakeups::watch(&[format!("{}/*.log", dir.path().display())]).unwrap();
+        assert!(!w.wait(Duration::from_millis(50)), "nothing happened");
+        std::fs::write(dir.path().join("a.log"), b"x").unwrap();
+        assert!(w.wait(Duration::from_secs(5)), "the write was not seen");
+    }
+}
