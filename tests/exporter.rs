@@ -483,3 +483,26 @@ fn nothing_to_read_is_said_not_silent() {
         "{page}"
     );
 }
+
+/// With file events, a record is read long before the next poll: at a 10 s poll
+/// interval it still shows within 5 s. (How fast is measured by
+/// scripts/bench-freshness.sh, not here.)
+#[test]
+fn file_events_wake_the_poll_before_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = LogWriter::named(dir.path(), "jans-auth_audit.log", 5);
+    writer.write(2);
+    let config = write_config(dir.path(), &[dir.path().join("jans-auth_audit*.log")], "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("poll_interval = \"50ms\"", "poll_interval = \"10s\"");
+    std::fs::write(&config, text).unwrap();
+    let exporter = Exporter::start(&config);
+    exporter.wait_ready();
+    writer.write(3);
+    let seen = wait_for(Duration::from_secs(5), || {
+        (family_sum(&exporter.metrics(), "jans_audit_events_total") as u64 == writer.truth.records)
+            .then_some(())
+    });
+    assert!(seen.is_some(), "{}", exporter.metrics());
+}

@@ -7,7 +7,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::ModifyKind;
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 pub struct Wakeups {
     _watcher: RecommendedWatcher,
@@ -43,9 +44,23 @@ impl Wakeups {
         let (tx, rx) = sync_channel(1);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
+                // Writes, renames, creations and removals only: the tailer's own reads
+                // and listings raise access and open events, which would wake it in a
+                // loop.
+                let wanted = event.is_ok_and(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::Create(_)
+                            | EventKind::Remove(_)
+                            | EventKind::Modify(
+                                ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
+                            )
+                    )
+                });
+                if wanted {
                     // Full: a wake-up is already pending, which is all this says.
-                    if let Err(TrySendError::Disconnected(_)) = tx.try_send(()) {}
+                    // Disconnected: the tailer is gone. Neither needs anything done.
+                    let _: Result<(), TrySendError<()>> = tx.try_send(());
                 }
             })
             .ok()?;
@@ -95,11 +110,29 @@ mod tests {
     }
 
     #[test]
-    fn a_write_wakes_the_waiter_and_a_quiet_folder_does_not() {
+    fn a_write_wakes_the_waiter_and_reading_does_not() {
+        use std::io::Read;
         let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, b"x").unwrap();
         let w = Wakeups::watch(&[format!("{}/*.log", dir.path().display())]).unwrap();
         assert!(!w.wait(Duration::from_millis(50)), "nothing happened");
-        std::fs::write(dir.path().join("a.log"), b"x").unwrap();
+        // What the tailer itself does: list the folder, open and read the file.
+        let _ = std::fs::read_dir(dir.path()).unwrap().count();
+        let mut s = String::new();
+        std::fs::File::open(&log)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert!(
+            !w.wait(Duration::from_millis(200)),
+            "woken by its own reads"
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"y"))
+            .unwrap();
         assert!(w.wait(Duration::from_secs(5)), "the write was not seen");
     }
 }
