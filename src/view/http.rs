@@ -68,6 +68,15 @@ pub struct PolledTarget {
     pub every: Duration,
 }
 
+/// An epoch-ms instant as UTC RFC 3339 with milliseconds, or `none`.
+fn utc_or(ms: Option<i64>, none: &str) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || none.to_string(),
+            |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        )
+}
+
 /// Text safe inside HTML elements and attribute values.
 fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -213,14 +222,7 @@ impl HttpApp {
         } else {
             page.push_str(&format!("<p>Audit log: {audit} records read. Server log (jans-auth.log): {server} events read.</p>\n"));
         }
-        let last = view
-            .counters
-            .last_record_ms
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map_or_else(
-                || "none yet".to_string(),
-                |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-            );
+        let last = utc_or(view.counters.last_record_ms, "none yet");
         page.push_str(&format!(
             "<h2>Followed</h2>\n<p>{} files followed; newest record stamped {last}.</p>\n<table>\n<tr><th>logs.paths pattern</th><th>files matched</th></tr>\n",
             view.tail.files
@@ -259,13 +261,7 @@ impl HttpApp {
                     Some(false) => "<strong>failed</strong>",
                     None => "not since start",
                 };
-                let success = stats
-                    .last_success_ms
-                    .and_then(chrono::DateTime::from_timestamp_millis)
-                    .map_or_else(
-                        || "never".to_string(),
-                        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                    );
+                let success = utc_or(stats.last_success_ms, "never");
                 page.push_str(&format!(
                     "<tr><td>{}</td><td>{up}</td><td>{success}</td></tr>\n",
                     endpoint.as_str()
@@ -444,7 +440,7 @@ async fn handle(app: Arc<HttpApp>, req: Request<Incoming>) -> Result<Response<Bo
     let web = app.web.current();
     let mut answer = if !web.users.is_empty() && !outside_basic_auth(req.uri().path()) {
         match app.basic_auth.check(&web.users, req.headers()).await {
-            Verdict::Allow => answer(app, req).await,
+            Verdict::Allow => dispatch(app, req).await,
             Verdict::Deny => {
                 let mut r = response(
                     StatusCode::UNAUTHORIZED,
@@ -460,7 +456,7 @@ async fn handle(app: Arc<HttpApp>, req: Request<Incoming>) -> Result<Response<Bo
             Verdict::Busy => unavailable("too many password checks in flight"),
         }
     } else {
-        answer(app, req).await
+        dispatch(app, req).await
     };
     for (name, value) in &web.headers {
         answer.headers_mut().insert(name.clone(), value.clone());
@@ -468,7 +464,8 @@ async fn handle(app: Arc<HttpApp>, req: Request<Incoming>) -> Result<Response<Bo
     Ok(answer)
 }
 
-async fn answer(app: Arc<HttpApp>, req: Request<Incoming>) -> Response<Body> {
+/// The endpoint for a request that may proceed.
+async fn dispatch(app: Arc<HttpApp>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     if path == STAT_PATH || path == HEALTH_PATH {
         if req.method() != Method::GET && req.method() != Method::POST {

@@ -308,10 +308,11 @@ fn tls_config(
             ))
         }
     };
-    if tls
-        .get("client_allowed_sans")
-        .is_some_and(|v| !r.strings("", v).unwrap_or_default().is_empty())
-    {
+    let sans = match tls.get("client_allowed_sans") {
+        Some(v) => r.strings("tls_server_config.client_allowed_sans", v)?,
+        None => Vec::new(),
+    };
+    if !sans.is_empty() {
         return Err(r.invalid(
             "tls_server_config.client_allowed_sans",
             "not supported; issue client certificates from a CA of their own instead",
@@ -504,9 +505,12 @@ impl WebConfigWatch {
 
     /// The configuration to apply now, reloaded if a file changed since the last look.
     pub fn current(&self) -> Arc<WebConfig> {
-        let Ok(mut state) = self.state.lock() else {
-            return Arc::new(WebConfig::default());
-        };
+        // A poisoned lock still holds the last good configuration; falling back to the
+        // default would silently drop TLS and basic auth.
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(path) = &self.path else {
             return Arc::clone(&state.current);
         };
@@ -627,6 +631,7 @@ mod tests {
             ),
             ("  curve_preferences: [CurveP521]\n", "CurveP521"),
             ("  client_allowed_sans: [a]\n", "not supported"),
+            ("  client_allowed_sans: a\n", "must be a list"),
         ] {
             let err = try_load(extra).map(|_| ()).unwrap_err().to_string();
             assert!(err.contains(says), "{extra:?} gave {err}");
