@@ -202,28 +202,48 @@ impl Tailer {
             if let Some(silence) = &mut self.silence {
                 silence.check(&self.cfg.patterns, &self.matched, self.last_read);
             }
-            let polled = Instant::now();
-            let until = polled + self.cfg.poll_interval;
+            let until = Instant::now() + self.cfg.poll_interval;
+            let mut woken = Instant::now();
             while !stop.is_cancelled() {
                 let now = Instant::now();
                 if now >= until {
                     break;
                 }
                 let step = (until - now).min(Duration::from_millis(25));
-                match &self.wakeups {
-                    Some(w) if w.wait(step) => {
-                        // A burst of writes is one poll: at most one every MIN_EVENT_GAP.
-                        let earliest = polled + MIN_EVENT_GAP;
-                        if let Some(left) = earliest.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(left);
-                        }
-                        break;
-                    }
-                    Some(_) => {}
-                    None => std::thread::sleep(step),
+                let Some(w) = &self.wakeups else {
+                    std::thread::sleep(step);
+                    continue;
+                };
+                if !w.wait(step) {
+                    continue;
+                }
+                // A burst of writes is one wake-up: at most one every MIN_EVENT_GAP.
+                if let Some(left) = (woken + MIN_EVENT_GAP).checked_duration_since(Instant::now()) {
+                    std::thread::sleep(left);
+                }
+                woken = Instant::now();
+                // A file appeared, went or was renamed: list again now. Only written
+                // to: read the followed files, and list at the interval as always.
+                if w.take_structure_change() {
+                    break;
+                }
+                if self.read_followed(sink).is_err() {
+                    return;
                 }
             }
         }
+    }
+
+    /// Reads every followed file to its current end, without listing the patterns.
+    fn read_followed(&mut self, sink: &mut dyn Sink) -> Result<(), SinkClosed> {
+        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        for id in ids {
+            if self.stopping() {
+                break;
+            }
+            self.read(id, sink)?;
+        }
+        Ok(())
     }
 
     /// Reads every matched file to its end once and closes them: files are final

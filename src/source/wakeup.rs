@@ -4,7 +4,9 @@
 //! events (NFS, some CSI drivers) work as before, at the poll interval.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::event::ModifyKind;
@@ -15,6 +17,9 @@ pub struct Wakeups {
     /// Capacity 1: a burst of events is one wake-up, and memory stays bounded however
     /// long the loop is busy.
     rx: Receiver<()>,
+    /// A file appeared, went or was renamed since the last [`Wakeups::take_structure_change`]:
+    /// the listing must be done again. Writes alone only need the followed files read.
+    structure: Arc<AtomicBool>,
 }
 
 fn has_meta(s: &str) -> bool {
@@ -42,21 +47,24 @@ impl Wakeups {
     /// watched (the loop then only polls).
     pub fn watch(patterns: &[String]) -> Option<Wakeups> {
         let (tx, rx) = sync_channel(1);
+        let structure = Arc::new(AtomicBool::new(false));
+        let changed = Arc::clone(&structure);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 // Writes, renames, creations and removals only: the tailer's own reads
                 // and listings raise access and open events, which would wake it in a
                 // loop.
-                let wanted = event.is_ok_and(|e| {
-                    matches!(
-                        e.kind,
-                        EventKind::Create(_)
-                            | EventKind::Remove(_)
-                            | EventKind::Modify(
-                                ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
-                            )
-                    )
-                });
+                let Ok(event) = event else { return };
+                let wanted = match event.kind {
+                    EventKind::Modify(ModifyKind::Data(_)) => true,
+                    EventKind::Create(_)
+                    | EventKind::Remove(_)
+                    | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Any) => {
+                        changed.store(true, Ordering::Relaxed);
+                        true
+                    }
+                    _ => false,
+                };
                 if wanted {
                     // Full: a wake-up is already pending, which is all this says.
                     // Disconnected: the tailer is gone. Neither needs anything done.
@@ -80,12 +88,18 @@ impl Wakeups {
         (watched > 0).then_some(Wakeups {
             _watcher: watcher,
             rx,
+            structure,
         })
     }
 
     /// Waits for an event for at most `timeout`; true if one came.
     pub fn wait(&self, timeout: Duration) -> bool {
         self.rx.recv_timeout(timeout).is_ok()
+    }
+
+    /// Whether files appeared, went or were renamed since the last call.
+    pub fn take_structure_change(&self) -> bool {
+        self.structure.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -134,5 +148,9 @@ mod tests {
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"y"))
             .unwrap();
         assert!(w.wait(Duration::from_secs(5)), "the write was not seen");
+        assert!(!w.take_structure_change(), "a write lists nothing new");
+        std::fs::rename(&log, dir.path().join("b.log")).unwrap();
+        assert!(w.wait(Duration::from_secs(5)), "the rename was not seen");
+        assert!(w.take_structure_change(), "a rename needs a new listing");
     }
 }
