@@ -8,89 +8,66 @@ use std::hash::{Hash, Hasher};
 mod upstream;
 pub use upstream::*;
 
-/// Audit actions the auth server writes (reference §1). The set is open upstream:
-/// anything else is [`Action::Other`], so label cardinality stays fixed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Action {
-    ClientRegistration,
-    ClientUpdate,
-    ClientRead,
-    ClientDelete,
-    UserAuthorization,
-    BackchannelAuthentication,
-    BackchannelDeviceRegistration,
-    UserInfo,
-    TokenRequest,
-    TokenValidate,
-    TokenRevocation,
-    SessionUnauthenticated,
-    SessionAuthenticated,
-    SessionDestroyed,
-    DeviceCodeAuthorization,
-    SsaCreate,
-    SsaRead,
-    Other,
+/// Declares [`Action`] from one table of variants and upstream spellings, so the
+/// spelling, the label and the parser's `match` can never disagree.
+macro_rules! actions {
+    ($($variant:ident => $name:literal,)*) => {
+        /// Audit actions the auth server writes (reference §1). The set is open upstream:
+        /// anything else is [`Action::Other`], so label cardinality stays fixed.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Action {
+            $($variant,)*
+            Other,
+        }
+
+        impl Action {
+            pub const ALL: [Action; [$($name,)*].len() + 1] = [$(Action::$variant,)* Action::Other];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The upstream spelling, used as the `action` label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)*
+                    Action::Other => "other",
+                }
+            }
+
+            /// A known upstream action, or `None`. A `match`: it runs once per record.
+            pub fn known(name: &str) -> Option<Action> {
+                match name {
+                    $($name => Some(Action::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    ClientRegistration => "CLIENT_REGISTRATION",
+    ClientUpdate => "CLIENT_UPDATE",
+    ClientRead => "CLIENT_READ",
+    ClientDelete => "CLIENT_DELETE",
+    UserAuthorization => "USER_AUTHORIZATION",
+    BackchannelAuthentication => "BACKCHANNEL_AUTHENTICATION",
+    BackchannelDeviceRegistration => "BACKCHANNEL_DEVICE_REGISTRATION",
+    UserInfo => "USER_INFO",
+    TokenRequest => "TOKEN_REQUEST",
+    TokenValidate => "TOKEN_VALIDATE",
+    TokenRevocation => "TOKEN_REVOCATION",
+    SessionUnauthenticated => "SESSION_UNAUTHENTICATED",
+    SessionAuthenticated => "SESSION_AUTHENTICATED",
+    SessionDestroyed => "SESSION_DESTROYED",
+    DeviceCodeAuthorization => "DEVICE_CODE_AUTHORIZATION",
+    SsaCreate => "SSA_CREATE",
+    SsaRead => "SSA_READ",
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
-        Action::ClientRegistration,
-        Action::ClientUpdate,
-        Action::ClientRead,
-        Action::ClientDelete,
-        Action::UserAuthorization,
-        Action::BackchannelAuthentication,
-        Action::BackchannelDeviceRegistration,
-        Action::UserInfo,
-        Action::TokenRequest,
-        Action::TokenValidate,
-        Action::TokenRevocation,
-        Action::SessionUnauthenticated,
-        Action::SessionAuthenticated,
-        Action::SessionDestroyed,
-        Action::DeviceCodeAuthorization,
-        Action::SsaCreate,
-        Action::SsaRead,
-        Action::Other,
-    ];
-    pub const COUNT: usize = Self::ALL.len();
-
-    /// The upstream spelling, used as the `action` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::ClientRegistration => "CLIENT_REGISTRATION",
-            Action::ClientUpdate => "CLIENT_UPDATE",
-            Action::ClientRead => "CLIENT_READ",
-            Action::ClientDelete => "CLIENT_DELETE",
-            Action::UserAuthorization => "USER_AUTHORIZATION",
-            Action::BackchannelAuthentication => "BACKCHANNEL_AUTHENTICATION",
-            Action::BackchannelDeviceRegistration => "BACKCHANNEL_DEVICE_REGISTRATION",
-            Action::UserInfo => "USER_INFO",
-            Action::TokenRequest => "TOKEN_REQUEST",
-            Action::TokenValidate => "TOKEN_VALIDATE",
-            Action::TokenRevocation => "TOKEN_REVOCATION",
-            Action::SessionUnauthenticated => "SESSION_UNAUTHENTICATED",
-            Action::SessionAuthenticated => "SESSION_AUTHENTICATED",
-            Action::SessionDestroyed => "SESSION_DESTROYED",
-            Action::DeviceCodeAuthorization => "DEVICE_CODE_AUTHORIZATION",
-            Action::SsaCreate => "SSA_CREATE",
-            Action::SsaRead => "SSA_READ",
-            Action::Other => "other",
-        }
-    }
-
     /// Maps an upstream action name; unknown names become `Other`.
     pub fn from_name(name: &str) -> Action {
         Self::known(name).unwrap_or(Action::Other)
-    }
-
-    /// A known upstream action, or `None`.
-    pub fn known(name: &str) -> Option<Action> {
-        Self::ALL[..Self::COUNT - 1]
-            .iter()
-            .copied()
-            .find(|a| a.as_str() == name)
     }
 
     pub fn index(self) -> usize {
@@ -108,7 +85,12 @@ pub struct UserKey(pub u64);
 
 impl UserKey {
     pub fn of(username: &str) -> UserKey {
-        UserKey(xxhash_rust::xxh3::xxh3_64(username.as_bytes()))
+        UserKey::of_utf8(username.as_bytes())
+    }
+
+    /// The key of a username given as bytes already known to be valid UTF-8.
+    pub fn of_utf8(username: &[u8]) -> UserKey {
+        UserKey(xxhash_rust::xxh3::xxh3_64(username))
     }
 }
 
