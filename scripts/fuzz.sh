@@ -18,7 +18,7 @@ seconds=${1:-30}
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(framer_splits record_parsers snapshot_decode stat_query upstream_json)
+  targets=(framer_splits one_pass record_parsers snapshot_decode stat_query upstream_json)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -53,6 +53,16 @@ for t in "${targets[@]}"; do
       for f in "$gen"/audit-text.log "$gen"/audit-json.log "$gen"/flows-*/*.log; do
         for sel in 0 1 2 3; do
           { printf "\\x0$sel\\x$(printf %02x $((i * 37 % 256)))\\x01"; head -c 6000 "$f"; } > "$dir/gen-$i-$sel"
+        done
+        i=$((i + 1))
+      done
+      ;;
+    one_pass)
+      # Selector byte (as above), four bytes of two cut points, then a stream.
+      i=0
+      for f in "$gen"/audit-text.log "$gen"/audit-json.log "$gen"/flows-*/*.log; do
+        for sel in 0 1 3; do
+          { printf "\\x0$sel\\x$(printf %02x $((i * 37 % 256)))\\x01\\x$(printf %02x $((i * 91 % 256)))\\x07"; head -c 6000 "$f"; } > "$dir/gen-$i-$sel"
         done
         i=$((i + 1))
       done

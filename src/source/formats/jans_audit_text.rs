@@ -2,6 +2,7 @@
 //! `%d %-5p [%macAddr] [%t] %X{X-Correlation-Id} [%C{6}] (%F:%L) - %m%n`, where the
 //! message is a pretty-printed JSON object spanning the following lines.
 
+use super::jackson::{self, Cursor, MAX_FAST_RECORD};
 use super::{parse_audit_record, LineStart, RecordFormat};
 use crate::event::{Event, FormatId, MalformedReason};
 
@@ -11,6 +12,9 @@ pub struct JansAuditText;
 pub(super) const TIMESTAMP_SHAPE: &[u8; 23] = b"dddd-dd-dd dd:dd:dd,ddd";
 /// Ends the `(%F:%L)` part; the message follows.
 const MESSAGE_MARK: &[u8] = b") - ";
+/// Built once: `memmem::find` would build a searcher per record.
+static MESSAGE_MARK_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(MESSAGE_MARK));
 /// A header longer than this without a body is not a header we can use.
 const MAX_HEADER: usize = 64 * 1024;
 
@@ -37,7 +41,8 @@ impl RecordFormat for JansAuditText {
     /// shares the timestamp but its messages are text.
     fn detect(&self, line: &[u8]) -> bool {
         timestamp_prefix_len(line) == TIMESTAMP_SHAPE.len()
-            && memchr::memmem::find(line, MESSAGE_MARK)
+            && MESSAGE_MARK_FINDER
+                .find(line)
                 .is_some_and(|at| line.get(at + MESSAGE_MARK.len()) == Some(&b'{'))
     }
 
@@ -57,7 +62,7 @@ impl RecordFormat for JansAuditText {
         // The mark is looked for in the first MAX_HEADER bytes only, so that the answer
         // for a long line is the same whether it arrived whole or in pieces.
         let window = &line[..line.len().min(MAX_HEADER)];
-        match memchr::memmem::find(window, MESSAGE_MARK) {
+        match MESSAGE_MARK_FINDER.find(window) {
             Some(at) if line.get(at + MESSAGE_MARK.len()) == Some(&b'{') => LineStart::Start {
                 body_at: at + MESSAGE_MARK.len(),
             },
@@ -74,6 +79,20 @@ impl RecordFormat for JansAuditText {
         format: FormatId,
     ) -> Result<Event, MalformedReason> {
         parse_audit_record(&record[body_at..], format).map(Event::Audit)
+    }
+
+    fn read_whole(&self, rest: &[u8], format: FormatId) -> Option<(Event, usize)> {
+        let window = &rest[..rest.len().min(MAX_FAST_RECORD)];
+        let header_end = memchr::memchr(b'\n', window)?;
+        let LineStart::Start { body_at } = self.line_start(&window[..header_end], true) else {
+            return None;
+        };
+        let body = &window[body_at..];
+        let mut cursor = Cursor::new(body);
+        let fields = jackson::audit(&mut cursor, &jackson::AUDIT_TEXT)?;
+        let len = cursor.at();
+        let event = fields.event(format, Some(&body[..len]))?;
+        Some((Event::Audit(event), body_at + len))
     }
 }
 

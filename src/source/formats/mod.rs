@@ -2,6 +2,7 @@
 //! line in [`ALL`].
 
 mod audit;
+pub mod jackson;
 pub mod jans_audit_json;
 pub mod jans_audit_text;
 pub mod jans_server_text;
@@ -48,6 +49,13 @@ pub trait RecordFormat: Sync {
         body_at: usize,
         format: FormatId,
     ) -> Result<Event, MalformedReason>;
+    /// Reads the record starting at `rest` (a line start whose line is complete) in one
+    /// pass when it has exactly the shape upstream writes: the event and the record's
+    /// length to its closing brace, both exactly what [`line_start`](Self::line_start)
+    /// and [`parse`](Self::parse) would make of it. `None` leaves it to them.
+    fn read_whole(&self, _rest: &[u8], _format: FormatId) -> Option<(Event, usize)> {
+        None
+    }
 }
 
 /// How many formats are registered.
