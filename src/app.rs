@@ -61,6 +61,7 @@ fn tailer_config(config: &Config, patterns: Vec<String>, start_at: StartAt) -> T
         start_at,
         poll_interval: config.logs.poll_interval,
         max_files: None,
+        threads: config.backfill_threads(),
     }
 }
 

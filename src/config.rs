@@ -240,6 +240,10 @@ pub struct LogsConfig {
     /// File events (inotify) wake the poll early; the poll stays the truth.
     #[serde(default = "default_true")]
     pub watch: bool,
+    /// Threads that read a long unread stretch of a file (a backfill, a replay);
+    /// 0: one per available core (the cgroup's CPU quota counts), at most 8.
+    #[serde(default)]
+    pub backfill_threads: usize,
 }
 
 fn default_true() -> bool {
@@ -382,6 +386,7 @@ impl Config {
                 server_time_zone: default_server_time_zone(),
                 stale_after: default_stale_after(),
                 watch: true,
+                backfill_threads: 0,
             },
             sketch: SketchConfig {
                 precision: 14,
@@ -546,6 +551,16 @@ impl Config {
     /// The server log's zone; `None` only for a name `validate` refuses.
     pub fn server_time_zone(&self) -> Option<chrono_tz::Tz> {
         self.logs.server_time_zone.parse().ok()
+    }
+
+    /// [`LogsConfig::backfill_threads`] resolved.
+    pub fn backfill_threads(&self) -> usize {
+        match self.logs.backfill_threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(8),
+            n => n,
+        }
     }
 
     pub fn forced_format(&self) -> Option<crate::event::FormatId> {

@@ -2,7 +2,7 @@
 //! and what recognises it (its first bytes and last seen length).
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::formats;
 use super::framer::Framer;
@@ -23,15 +23,20 @@ pub struct Followed {
 impl Followed {
     /// What a restart resumes from.
     pub fn checkpoint(&self, id: FileId) -> FileCheckpoint {
-        FileCheckpoint {
-            id,
-            path: self.path.display().to_string(),
-            fingerprint: fingerprint(&self.head),
-            resume: self.framer.resume_point(),
-            format: self
-                .framer
-                .format()
-                .map(|f| formats::by_id(f).name().to_string()),
-        }
+        checkpoint(id, &self.path, &self.head, &self.framer)
+    }
+}
+
+/// [`Followed::checkpoint`] from its parts, for a caller that holds the file's handle
+/// borrowed while its framer changes.
+pub fn checkpoint(id: FileId, path: &Path, head: &[u8], framer: &Framer) -> FileCheckpoint {
+    FileCheckpoint {
+        id,
+        path: path.display().to_string(),
+        fingerprint: fingerprint(head),
+        resume: framer.resume_point(),
+        format: framer
+            .format()
+            .map(|f| formats::by_id(f).name().to_string()),
     }
 }

@@ -5,6 +5,7 @@ pub mod followed;
 pub mod formats;
 pub mod framer;
 pub mod identity;
+pub mod parallel;
 pub mod resume;
 pub mod silence;
 pub mod tailer;

@@ -24,6 +24,7 @@ use super::followed::Followed;
 use super::formats;
 use super::framer::{Framer, ResumePoint};
 use super::identity::{id_of, read_head, HEAD_BYTES, MIN_MATCH};
+use super::parallel;
 use super::resume::{Live, ResumeIndex};
 use crate::event::{Batch, Event, FileCheckpoint, FileId, FormatId, Message, TailStatus};
 use crate::log_limit::RateLimitedLog;
@@ -48,6 +49,9 @@ pub struct TailerConfig {
     /// Files followed at most; `None`: three quarters of the process's file-descriptor
     /// limit, so that the HTTP server and the upstream client keep the rest.
     pub max_files: Option<usize>,
+    /// Threads that read a long unread stretch of a file (a backfill, a replay); 1
+    /// reads every file with one framer.
+    pub threads: usize,
 }
 
 /// Files that can be followed under this process's `RLIMIT_NOFILE`.
@@ -595,11 +599,56 @@ impl Tailer {
         };
         f.last_len = len;
         let stop = self.stop.clone();
+        let mut stretch_tried = false;
         loop {
             if stop.as_ref().is_some_and(CancellationToken::is_cancelled) {
                 break;
             }
             let offset = f.framer.fed_offset();
+            // Once the format is known (after the first chunk of a new file), a long
+            // unread stretch is read on every core.
+            if !stretch_tried
+                && self.cfg.threads > 1
+                && f.framer.format().is_some()
+                && len.saturating_sub(offset) >= parallel::MIN_PARALLEL_BYTES
+            {
+                stretch_tried = true;
+                if !events.is_empty() {
+                    sink.send(Message::Batch(Batch {
+                        events: std::mem::take(&mut events),
+                        checkpoint: Some(f.checkpoint(id)),
+                        ..Batch::default()
+                    }))?;
+                }
+                let framer = f.framer.clone();
+                let result = parallel::read_stretch(
+                    &f.file,
+                    &framer,
+                    len,
+                    self.cfg.threads,
+                    stop.as_ref(),
+                    |piece| {
+                        f.framer = piece.framer;
+                        Self::log_malformed_with(&mut self.malformed_log, &f.path, &piece.events);
+                        sink.send(Message::Batch(Batch {
+                            events: piece.events,
+                            checkpoint: Some(super::followed::checkpoint(
+                                id, &f.path, &f.head, &f.framer,
+                            )),
+                            ..Batch::default()
+                        }))
+                    },
+                );
+                self.last_read = Some(Instant::now());
+                match result {
+                    Ok(()) => {}
+                    Err(parallel::Interrupted::Sink(closed)) => return Err(closed),
+                    // The framer stands where the failed piece starts; the sequential
+                    // reads below (or the next poll) go on from there.
+                    Err(parallel::Interrupted::Read) => {}
+                }
+                continue;
+            }
             let n = match f.file.read_at(&mut self.buf, offset) {
                 Ok(n) => n,
                 Err(e) => {
@@ -685,6 +734,7 @@ mod tests {
                 start_at,
                 poll_interval: Duration::from_millis(10),
                 max_files: None,
+                threads: 1,
             };
             let active: Vec<Action> = DEFAULT_ACTIVE
                 .iter()
