@@ -46,6 +46,21 @@ fn ingest(c: &mut Criterion) {
                 n
             })
         });
+        // The fallback alone: what every record cost before the one-pass readers, and
+        // what a record upstream writes in an unusual shape still costs.
+        group.bench_function(format!("frame+parse, general path only/{name}"), |b| {
+            let mut events = Vec::with_capacity(1024);
+            b.iter(|| {
+                let mut framer = Framer::general_only(None, ResumePoint::default());
+                let mut n = 0;
+                for chunk in bytes.chunks(CHUNK) {
+                    framer.feed(chunk, &mut events);
+                    n += events.len();
+                    events.clear();
+                }
+                n
+            })
+        });
         group.bench_function(format!("frame+parse+store/{name}"), |b| {
             b.iter(|| {
                 let mut store = Store::new(StoreConfig::new(14, 13, &active));
