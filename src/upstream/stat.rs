@@ -44,9 +44,11 @@ fn item(month_key: Option<&str>, v: &Value) -> Option<MonthStat> {
             };
             for (token, n) in counts {
                 if let Some(n) = n.as_u64() {
-                    *tokens
+                    // Unknown names share the `other` label: their sum must not wrap.
+                    let total = tokens
                         .entry((grant_label(grant), token_label(token)))
-                        .or_default() += n;
+                        .or_default();
+                    *total = u64::saturating_add(*total, n);
                 }
             }
         }
@@ -131,6 +133,21 @@ impl Poller for StatPoller {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unknown_names_summed_into_other_saturate_instead_of_wrapping() {
+        // Found by the upstream_json fuzz target.
+        let body: Value = serde_json::from_str(&format!(
+            r#"{{"response":[{{"month":"202611","monthly_active_users":1,"token_count_per_granttype":{{"x":{{"a":{m},"b":{m}}}}}}}]}}"#,
+            m = u64::MAX
+        ))
+        .unwrap();
+        let report = parse(&body).unwrap();
+        assert_eq!(
+            report.months[0].tokens.values().copied().max(),
+            Some(u64::MAX)
+        );
+    }
+
     use super::*;
 
     fn sample(name: &str) -> Value {
