@@ -222,17 +222,24 @@ impl AuditFields<'_> {
     }
 }
 
+/// Marks `bit` seen; `None` if it was already: serde refuses a duplicate key.
+fn first_time(seen: &mut u16, bit: u16) -> Option<()> {
+    let first = *seen & bit == 0;
+    *seen |= bit;
+    first.then_some(())
+}
+
 /// Reads an audit record (`ApplicationAuditLogger`'s object) at the cursor.
 pub fn audit<'a>(cursor: &mut Cursor<'a>, style: &Style) -> Option<AuditFields<'a>> {
-    const ACTION: u8 = 1;
-    const TIMESTAMP: u8 = 2;
-    const USERNAME: u8 = 4;
-    const SUCCESS: u8 = 8;
-    const IP: u8 = 16;
-    const MAC: u8 = 32;
-    const CLIENT: u8 = 64;
-    const SCOPE: u8 = 128;
-    let mut seen = 0u8;
+    const ACTION: u16 = 1;
+    const TIMESTAMP: u16 = 2;
+    const USERNAME: u16 = 4;
+    const SUCCESS: u16 = 8;
+    const IP: u16 = 16;
+    const MAC: u16 = 32;
+    const CLIENT: u16 = 64;
+    const SCOPE: u16 = 128;
+    let mut seen = 0u16;
     let (mut action, mut timestamp_ms, mut username, mut success) = (None, None, None, None);
     cursor.object(style, |key, c| {
         let bit = match key {
@@ -247,10 +254,7 @@ pub fn audit<'a>(cursor: &mut Cursor<'a>, style: &Style) -> Option<AuditFields<'
             b"scope" => SCOPE,
             _ => return None,
         };
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
+        first_time(&mut seen, bit)?;
         match bit {
             ACTION => action = Some(c.string(style)?),
             TIMESTAMP => timestamp_ms = Some(c.integer()?),
@@ -298,10 +302,7 @@ pub fn log4j_audit<'a>(cursor: &mut Cursor<'a>, logger: &str) -> Option<AuditFie
             b"threadPriority" => PRIORITY,
             _ => return None,
         };
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
+        first_time(&mut seen, bit)?;
         match bit {
             INSTANT => instant(c),
             LOGGER => {
@@ -325,17 +326,14 @@ pub fn log4j_audit<'a>(cursor: &mut Cursor<'a>, logger: &str) -> Option<AuditFie
 
 /// `instant` as log4j writes it; both numbers must fit the general parser's `i64`s.
 fn instant(c: &mut Cursor<'_>) -> Option<()> {
-    let mut seen = 0u8;
+    let mut seen = 0u16;
     c.object(&LOG4J_NESTED, |key, c| {
         let bit = match key {
             b"epochSecond" => 1,
             b"nanoOfSecond" => 2,
             _ => return None,
         };
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
+        first_time(&mut seen, bit)?;
         c.integer().map(drop)
     })?;
     // epochSecond is required by the general parser.
