@@ -38,6 +38,8 @@ pub enum AppError {
     },
     #[error("web config: {0}")]
     WebConfig(#[from] crate::view::web_config::WebConfigError),
+    #[error("cluster: {0}")]
+    Cluster(String),
     #[error("the store thread died ({0}); the process exits so that it is restarted")]
     StoreDied(String),
 }
@@ -51,6 +53,7 @@ fn store_config(config: &Config) -> StoreConfig {
     c.max_clock_ahead_ms =
         i64::try_from(config.sketch.max_clock_ahead.as_millis()).unwrap_or(i64::MAX);
     c.server_time_zone = config.server_time_zone().unwrap_or(chrono_tz::Tz::UTC);
+    c.cluster = config.cluster.redis_url.is_some();
     c
 }
 
@@ -338,6 +341,11 @@ async fn serve(config: Config) -> Result<(), AppError> {
         &cancel,
         &mut tasks,
     )?;
+    if config.cluster.redis_url.is_some() {
+        let sync = crate::cluster::ClusterSync::new(&config.cluster, config.sketch.retain_months)
+            .map_err(|e| AppError::Cluster(e.to_string()))?;
+        tasks.spawn(sync.run(tx.clone(), cancel.clone()));
+    }
     let store_published = Arc::clone(&published);
     let mut store_done = spawn_store(
         move || store::run(store, rx, &store_published, Some(persistence)),

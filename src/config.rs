@@ -58,6 +58,54 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// Cluster-wide figures through Redis (`docs/operations.md`). Off without `redis_url`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `redis://[user[:password]@]host:port[/db]` or `rediss://` (TLS).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "redacted_url"
+    )]
+    pub redis_url: Option<String>,
+    /// A file holding the password (a mounted Secret); wins over one in the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(with = "duration")]
+    pub sync_interval: Duration,
+    /// Every key is `{<key_prefix>}:...`: one hash tag, so one Redis Cluster slot.
+    pub key_prefix: String,
+    /// Each Redis command's deadline.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            redis_url: None,
+            password_file: None,
+            sync_interval: Duration::from_secs(30),
+            key_prefix: "jans-exporter".into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url.as_deref().map(reqwest::Url::parse) {
+        Some(Ok(mut u)) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("redacted"));
+            }
+            s.serialize_str(u.as_str())
+        }
+        _ => s.serialize_str("<unparsable>"),
+    }
 }
 
 /// The exporter's own log, on standard error.
@@ -406,6 +454,7 @@ impl Config {
             upstream: UpstreamConfig::default(),
             api: ApiConfig::default(),
             log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 
@@ -542,6 +591,36 @@ impl Config {
             return invalid(
                 "upstream.max_body_bytes",
                 "must be between 1 KiB and 1 GiB".into(),
+            );
+        }
+        let c = &self.cluster;
+        if let Some(url) = &c.redis_url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {}
+                _ => {
+                    return invalid(
+                        "cluster.redis_url",
+                        "must be redis://host:port or rediss://host:port".into(),
+                    )
+                }
+            }
+        }
+        if c.sync_interval < Duration::from_secs(1) {
+            return invalid("cluster.sync_interval", "must be at least 1s".into());
+        }
+        if c.timeout < Duration::from_millis(100) || c.timeout > Duration::from_secs(60) {
+            return invalid("cluster.timeout", "must be between 100ms and 1m".into());
+        }
+        if c.key_prefix.is_empty()
+            || c.key_prefix.len() > 64
+            || !c
+                .key_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return invalid(
+                "cluster.key_prefix",
+                "must be 1 to 64 of A-Z a-z 0-9 - _ . :".into(),
             );
         }
         Ok(())

@@ -177,6 +177,20 @@ families! {
     FIDO2_DUPLICATE_ENTRIES: Counter "jans_exporter_fido2_duplicate_entries" None, [],
         "FIDO2 entries received again (window overlap) and not counted twice";
 
+    // The cluster through Redis (only with cluster.redis_url).
+    CLUSTER_ACTIVE_USERS: Gauge "jans_cluster_active_users" None, ["period"],
+        "Distinct users across every replica in the current UTC day, ISO week and month: PFCOUNT of the union in Redis at the last sync";
+    CLUSTER_MONTHLY_ACTIVE_USERS: Gauge "jans_cluster_monthly_active_users" None, ["month"],
+        "Distinct users across every replica per retained month (YYYYMM): PFCOUNT of the union in Redis at the last sync";
+    CLUSTER_UP: Gauge "jans_cluster_up" None, [],
+        "1 when the last sync with the cluster's Redis succeeded";
+    CLUSTER_LAST_SYNC: Gauge "jans_cluster_last_sync_timestamp" Some(Unit::Seconds), [],
+        "When this sidecar last merged its registers into Redis, since the epoch";
+    CLUSTER_SYNC_ERRORS: Counter "jans_cluster_sync_errors" None, ["reason"],
+        "Failed syncs with the cluster's Redis, by reason (connect, auth, timeout, response, store)";
+    CLUSTER_SYNC_DURATION: Histogram "jans_cluster_sync_duration" Some(Unit::Seconds), [],
+        "Time of one sync with the cluster's Redis, successful or not";
+
     // The exporter process.
     BUILD_INFO: Gauge "jans_exporter_build_info" None, ["version", "revision", "rustc"],
         "Build of the running exporter: its version, the commit it was built from and the compiler's version; always 1";

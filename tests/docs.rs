@@ -42,6 +42,20 @@ fn exposed() -> BTreeMap<String, (String, BTreeSet<String>)> {
         up.fido2(&e, &h);
     }
     view.upstream = up.view(1);
+    // The cluster's families, as after one sync that answered every current period.
+    let mut cluster = jans_exporter::store::cluster::ClusterFigures::new(13);
+    use jans_exporter::event::{ClusterReport, PeriodKind};
+    let k = jans_exporter::store::sketch::PeriodKeys::of(1).unwrap();
+    cluster.report(&ClusterReport::Synced {
+        at_ms: 1,
+        duration_seconds: 0.01,
+        counts: vec![
+            (PeriodKind::Day, k.day, 1),
+            (PeriodKind::Week, k.week, 1),
+            (PeriodKind::Month, k.month, 1),
+        ],
+    });
+    view.cluster = Some(cluster.view(1));
     published.store(view);
     let process: Arc<dyn ProcessInfo> = Arc::new(jans_exporter::process::ProcSelf);
     let text =

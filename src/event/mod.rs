@@ -5,7 +5,9 @@
 
 use std::hash::{Hash, Hasher};
 
+mod cluster;
 mod upstream;
+pub use cluster::*;
 pub use upstream::*;
 
 /// Declares [`Action`] from one table of variants and upstream spellings, so the
@@ -320,6 +322,8 @@ pub enum Event {
     Fido2Synced {
         until_ms: i64,
     },
+    /// The outcome of one sync with the cluster's Redis.
+    Cluster(ClusterReport),
 }
 
 /// Where a file can be read again from after a restart, such that every record after it
@@ -401,6 +405,9 @@ pub enum Message {
     Batch(Batch),
     /// Every file has been read to its end once.
     FirstPassDone,
+    /// The cluster syncer asks for the registers of every retained period (none when
+    /// no cluster is configured).
+    ExportRegisters(tokio::sync::oneshot::Sender<Vec<PeriodRegisters>>),
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! It runs on its own thread, applies [`Message`]s in order, and publishes an immutable
 //! [`View`] that the HTTP views read without ever waiting on ingestion.
 
+pub mod cluster;
 pub mod pairing;
 pub mod persist;
+pub mod redis_hll;
 pub mod sketch;
 pub mod upstream;
 
@@ -32,6 +34,8 @@ pub struct StoreConfig {
     pub max_clock_ahead_ms: i64,
     /// The zone of the server log's text timestamps (`logs.server_time_zone`).
     pub server_time_zone: chrono_tz::Tz,
+    /// Keep Redis-compatible registers for the cluster-wide union (`cluster.redis_url`).
+    pub cluster: bool,
 }
 
 impl StoreConfig {
@@ -46,6 +50,7 @@ impl StoreConfig {
             active_actions,
             max_clock_ahead_ms: 86_400_000,
             server_time_zone: chrono_tz::Tz::UTC,
+            cluster: false,
         }
     }
 }
@@ -284,6 +289,8 @@ pub struct View {
     pub ready: bool,
     pub state: StateStatus,
     pub upstream: upstream::UpstreamView,
+    /// Present when a cluster is configured.
+    pub cluster: Option<cluster::ClusterView>,
     pub at_ms: i64,
 }
 
@@ -329,6 +336,8 @@ pub struct Store {
     config: StoreConfig,
     counters: Counters,
     users: ActiveUsers,
+    /// Only with a cluster configured.
+    cluster: Option<cluster::ClusterFigures>,
     checkpoints: BTreeMap<FileId, FileCheckpoint>,
     /// Files no longer followed, oldest first: where each stopped (see [`CLOSED_KEPT`]).
     closed: std::collections::VecDeque<FileCheckpoint>,
@@ -351,6 +360,9 @@ pub struct Store {
 impl Store {
     pub fn new(config: StoreConfig) -> Store {
         let users = ActiveUsers::new(config.precision, config.retain_months);
+        let cluster = config
+            .cluster
+            .then(|| cluster::ClusterFigures::new(config.retain_months));
         let upstream = upstream::UpstreamFigures::new(config.precision, config.retain_months);
         let clock_ms = now_ms();
         let horizon = Horizon::at(clock_ms, config.max_clock_ahead_ms);
@@ -360,6 +372,7 @@ impl Store {
             config,
             counters: Counters::default(),
             users,
+            cluster,
             checkpoints: BTreeMap::new(),
             closed: std::collections::VecDeque::new(),
             tail: TailStatus::default(),
@@ -427,6 +440,11 @@ impl Store {
         if refused > 0 && !dropped.contains(&"sketches") {
             dropped.push("sketches");
         }
+        if let Some(c) = &mut store.cluster {
+            if c.import(p) > 0 && !dropped.contains(&"cluster_registers") {
+                dropped.push("cluster_registers");
+            }
+        }
         for section in dropped {
             if let Some(i) = STATE_SECTIONS.iter().position(|s| *s == section) {
                 store.counters.state_sections_dropped[i] += 1;
@@ -452,12 +470,16 @@ impl Store {
             pending: persist::model::PendingSection {
                 authorizations: self.pairing.export(),
             },
+            cluster_registers: None,
         };
         if let Some(ms) = self.counters.last_record_ms {
             out.times
                 .insert(key(&families::LAST_RECORD_TIMESTAMP, &[]), ms);
         }
         self.upstream.export(&mut out);
+        if let Some(c) = &self.cluster {
+            c.export(&mut out);
+        }
         out
     }
 
@@ -523,6 +545,15 @@ impl Store {
             Message::FirstPassDone => {
                 self.ready = true;
                 self.generation += 1;
+            }
+            Message::ExportRegisters(reply) => {
+                let registers = self
+                    .cluster
+                    .as_ref()
+                    .map(cluster::ClusterFigures::export_registers)
+                    .unwrap_or_default();
+                // The syncer may have given up waiting: nothing to do then.
+                let _ = reply.send(registers);
             }
         }
     }
@@ -612,11 +643,14 @@ impl Store {
                     if let (AuthKind::User, true, Some(user)) = (a.kind, a.success, a.user) {
                         // The zone lookup only where a time is used: a login's.
                         let utc_ms = utc_ms(self.config.server_time_zone, e.time);
-                        match self.users.insert(utc_ms, user, &self.horizon) {
-                            Insert::Counted => {}
-                            Insert::OutsideRetention => c.outside_retention += 1,
-                            Insert::Future => c.future += 1,
-                        }
+                        count_active(
+                            &mut self.users,
+                            self.cluster.as_mut(),
+                            c,
+                            utc_ms,
+                            user,
+                            &self.horizon,
+                        );
                     }
                 }
             }
@@ -647,11 +681,14 @@ impl Store {
                     a.success && self.config.active_actions[a.action.index()],
                     a.user,
                 ) {
-                    match self.users.insert(a.timestamp_ms, user, &self.horizon) {
-                        Insert::Counted => {}
-                        Insert::OutsideRetention => c.outside_retention += 1,
-                        Insert::Future => c.future += 1,
-                    }
+                    count_active(
+                        &mut self.users,
+                        self.cluster.as_mut(),
+                        c,
+                        a.timestamp_ms,
+                        user,
+                        &self.horizon,
+                    );
                 }
             }
             Event::Malformed { format, reason } => {
@@ -661,6 +698,11 @@ impl Store {
             Event::Rotated => c.rotations += 1,
             Event::Truncated => c.truncations += 1,
             Event::FileLost => c.files_lost += 1,
+            Event::Cluster(ref report) => {
+                if let Some(cluster) = &mut self.cluster {
+                    cluster.report(report);
+                }
+            }
         }
     }
 
@@ -674,6 +716,7 @@ impl Store {
             ready: self.ready,
             state: self.state.clone(),
             upstream: self.upstream.view(now_ms),
+            cluster: self.cluster.as_ref().map(|c| c.view(now_ms)),
             at_ms: now_ms,
         }
     }
@@ -717,6 +760,25 @@ pub struct Persistence {
 
 /// Applies messages until every sender is gone, publishing views and saving snapshots
 /// as it goes, and a last snapshot at the end.
+/// Counts a user active in the local sketches and, with a cluster, its registers.
+fn count_active(
+    users: &mut ActiveUsers,
+    cluster: Option<&mut cluster::ClusterFigures>,
+    c: &mut Counters,
+    timestamp_ms: i64,
+    user: crate::event::UserKey,
+    horizon: &Horizon,
+) {
+    if let Some(cluster) = cluster {
+        cluster.insert(timestamp_ms, user, horizon);
+    }
+    match users.insert(timestamp_ms, user, horizon) {
+        Insert::Counted => {}
+        Insert::OutsideRetention => c.outside_retention += 1,
+        Insert::Future => c.future += 1,
+    }
+}
+
 pub fn run(
     mut store: Store,
     mut rx: tokio::sync::mpsc::Receiver<Message>,

@@ -13,6 +13,7 @@ use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
 use serde::{Deserialize, Serialize};
 
 use crate::event::UserKey;
+use crate::store::redis_hll::{self, RedisRegisters};
 
 /// Passes a [`UserKey`] through as the 64-bit sketch hash.
 #[derive(Clone, Copy, Debug, Default)]
@@ -371,6 +372,45 @@ impl HllMirror {
     }
 }
 
+/// What a period keeps of its users: an HLL++ [`Sketch`] for the local figures, or
+/// Redis-compatible registers ([`RedisRegisters`]) for the cluster-wide union.
+pub trait PeriodSketch: Clone {
+    fn fresh(precision: u8) -> Option<Self>;
+    fn insert(&mut self, user: UserKey);
+    fn estimate(&mut self) -> u64;
+    fn precision(&self) -> u8;
+}
+
+impl PeriodSketch for Sketch {
+    fn fresh(precision: u8) -> Option<Sketch> {
+        Sketch::new(precision)
+    }
+    fn insert(&mut self, user: UserKey) {
+        Sketch::insert(self, user);
+    }
+    fn estimate(&mut self) -> u64 {
+        Sketch::estimate(self)
+    }
+    fn precision(&self) -> u8 {
+        self.precision
+    }
+}
+
+impl PeriodSketch for RedisRegisters {
+    fn fresh(precision: u8) -> Option<RedisRegisters> {
+        (precision == redis_hll::PRECISION).then(RedisRegisters::default)
+    }
+    fn insert(&mut self, user: UserKey) {
+        RedisRegisters::insert(self, user);
+    }
+    fn estimate(&mut self) -> u64 {
+        RedisRegisters::estimate(self)
+    }
+    fn precision(&self) -> u8 {
+        redis_hll::PRECISION
+    }
+}
+
 /// What happened to one user's activity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Insert {
@@ -384,13 +424,13 @@ pub enum Insert {
 /// A bounded set of sketches keyed by period; the oldest key goes first, but never
 /// the present one.
 #[derive(Clone, Debug)]
-pub struct Periods {
+pub struct Periods<S = Sketch> {
     cap: usize,
-    sketches: BTreeMap<u32, Sketch>,
+    sketches: BTreeMap<u32, S>,
 }
 
-impl Periods {
-    pub fn new(cap: usize) -> Periods {
+impl<S: PeriodSketch> Periods<S> {
+    pub fn new(cap: usize) -> Periods<S> {
         Periods {
             cap: cap.max(1),
             sketches: BTreeMap::new(),
@@ -415,7 +455,7 @@ impl Periods {
                 return Insert::Future;
             }
         }
-        let Some(mut sketch) = Sketch::new(precision) else {
+        let Some(mut sketch) = S::fresh(precision) else {
             return Insert::OutsideRetention;
         };
         sketch.insert(user);
@@ -424,19 +464,19 @@ impl Periods {
     }
 
     /// Keeps `sketch` for `key` (restoring a snapshot), within the cap.
-    pub fn put(&mut self, key: u32, sketch: Sketch) {
+    pub fn put(&mut self, key: u32, sketch: S) {
         self.sketches.insert(key, sketch);
         while self.sketches.len() > self.cap {
             self.sketches.pop_first();
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &Sketch)> {
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &S)> {
         self.sketches.iter().map(|(k, s)| (*k, s))
     }
 
     pub fn estimate(&mut self, key: u32) -> u64 {
-        self.sketches.get_mut(&key).map_or(0, Sketch::estimate)
+        self.sketches.get_mut(&key).map_or(0, S::estimate)
     }
 
     /// Every retained period with its estimate, oldest first.
@@ -529,15 +569,15 @@ const WEEKS_KEPT: usize = 3;
 pub const PERIOD_KINDS: [&str; 3] = ["day", "week", "month"];
 
 #[derive(Clone, Debug)]
-pub struct ActiveUsers {
+pub struct ActiveUsers<S = Sketch> {
     precision: u8,
-    days: Periods,
-    weeks: Periods,
-    months: Periods,
+    days: Periods<S>,
+    weeks: Periods<S>,
+    months: Periods<S>,
 }
 
-impl ActiveUsers {
-    pub fn new(precision: u8, retain_months: usize) -> ActiveUsers {
+impl<S: PeriodSketch> ActiveUsers<S> {
+    pub fn new(precision: u8, retain_months: usize) -> ActiveUsers<S> {
         ActiveUsers {
             precision,
             days: Periods::new(DAYS_KEPT),
@@ -575,7 +615,7 @@ impl ActiveUsers {
     }
 
     /// The sketches of one kind of period (`PERIOD_KINDS`).
-    pub fn periods(&self, kind: &str) -> Option<&Periods> {
+    pub fn periods(&self, kind: &str) -> Option<&Periods<S>> {
         match kind {
             "day" => Some(&self.days),
             "week" => Some(&self.weeks),
@@ -585,7 +625,7 @@ impl ActiveUsers {
     }
 
     /// Restores one saved sketch; false for an unknown kind or another precision.
-    pub fn restore(&mut self, kind: &str, key: u32, sketch: Sketch) -> bool {
+    pub fn restore(&mut self, kind: &str, key: u32, sketch: S) -> bool {
         if sketch.precision() != self.precision {
             return false;
         }
@@ -671,7 +711,7 @@ mod tests {
 
     #[test]
     fn months_are_bucketed_by_record_time_across_a_boundary() {
-        let mut au = ActiveUsers::new(14, 13);
+        let mut au: ActiveUsers = ActiveUsers::new(14, 13);
         let h = Horizon::default();
         let oct_31_late = 1_793_491_199_999; // 2026-10-31T23:59:59.999Z
         let nov_1 = 1_793_491_200_000; // 2026-11-01T00:00:00Z
@@ -688,7 +728,7 @@ mod tests {
 
     #[test]
     fn retention_bounds_the_months_kept() {
-        let mut au = ActiveUsers::new(14, 3);
+        let mut au: ActiveUsers = ActiveUsers::new(14, 3);
         let month_ms = 31 * 86_400_000i64;
         for m in 0..6 {
             assert_eq!(
@@ -713,7 +753,7 @@ mod tests {
     fn records_before_the_horizon_skip_day_and_week_but_count_for_the_month() {
         let now = 1_795_392_000_000; // 2026-11-23T00:00:00Z, a Monday
         let h = Horizon::at(now, 86_400_000);
-        let mut au = ActiveUsers::new(14, 13);
+        let mut au: ActiveUsers = ActiveUsers::new(14, 13);
         au.insert(now - 20 * 86_400_000, UserKey::of("old"), &h);
         au.insert(now - 86_400_000, UserKey::of("yesterday"), &h);
         au.insert(now, UserKey::of("today"), &h);
@@ -791,7 +831,7 @@ mod tests {
     fn records_from_the_future_never_touch_or_evict_the_present() {
         let now = 1_795_392_000_000; // 2026-11-23T00:00:00Z
         let h = Horizon::at(now, 86_400_000);
-        let mut au = ActiveUsers::new(14, 13);
+        let mut au: ActiveUsers = ActiveUsers::new(14, 13);
         au.insert(now, UserKey::of("today"), &h);
         let year = 365 * 86_400_000i64;
         for y in 64..77 {
@@ -803,7 +843,7 @@ mod tests {
         assert_eq!(au.current(now), [1, 1, 1]);
         assert_eq!(au.monthly(), vec![(202611, 1)]);
         // Within the allowed skew a record counts, but a full set keeps the present.
-        let mut one = ActiveUsers::new(14, 1);
+        let mut one: ActiveUsers = ActiveUsers::new(14, 1);
         let dec_1 = 1_796_083_200_000; // 2026-12-01T00:00:00Z
         let h = Horizon::at(dec_1 - 3_600_000, 86_400_000);
         assert_eq!(

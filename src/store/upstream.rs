@@ -50,7 +50,7 @@ impl Histogram {
         self.count += 1;
     }
 
-    fn repr(&self, bounds: &[f64]) -> HistogramRepr {
+    pub(crate) fn repr(&self, bounds: &[f64]) -> HistogramRepr {
         let mut buckets = self.buckets.clone();
         buckets.resize(bounds.len() + 1, 0);
         HistogramRepr {
@@ -62,7 +62,7 @@ impl Histogram {
     }
 
     /// The saved histogram, if it was kept with the same bounds.
-    fn from_repr(bounds: &[f64], r: &HistogramRepr) -> Option<Histogram> {
+    pub(crate) fn from_repr(bounds: &[f64], r: &HistogramRepr) -> Option<Histogram> {
         (r.le == bounds && r.buckets.len() == bounds.len() + 1 && r.sum.is_finite()).then(|| {
             Histogram {
                 buckets: r.buckets.clone(),

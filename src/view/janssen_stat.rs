@@ -165,11 +165,16 @@ fn tokens_of(view: &View, month: u32) -> GrantCounts {
     out
 }
 
+/// The cluster-wide figure when a cluster is configured and Redis has answered for the
+/// month (every replica answers the same, as Janssen's own endpoint does); this pod's
+/// otherwise.
 fn mau_of(view: &View, month: u32) -> u64 {
-    view.monthly
-        .iter()
-        .find(|(m, _)| *m == month)
-        .map_or(0, |(_, n)| *n)
+    let of = |monthly: &[(u32, u64)]| monthly.iter().find(|(m, _)| *m == month).map(|(_, n)| *n);
+    view.cluster
+        .as_ref()
+        .and_then(|c| of(&c.monthly))
+        .or_else(|| of(&view.monthly))
+        .unwrap_or(0)
 }
 
 /// One month's item, or `None` when the month has no data (left out, like upstream).

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::FileCheckpoint;
 use crate::families::Family;
+use crate::store::redis_hll::RedisRegisters;
 use crate::store::sketch::{ActiveUsers, SketchRepr, PERIOD_KINDS};
 
 /// `family{label="value",...}`: the key of one series in the snapshot.
@@ -236,13 +237,16 @@ pub struct Persisted {
     pub sketches: SketchSets,
     pub fido2: Fido2Section,
     pub pending: PendingSection,
+    /// Redis-compatible registers per period kind and period key, packed 6 bits each
+    /// as in Redis's dense encoding (version 4; only with a cluster configured).
+    pub cluster_registers: ClusterRegistersIn,
     /// Sections (or single sketches) that could not be read, by section name.
     pub dropped: Vec<&'static str>,
 }
 
-/// The sections of a body, in the order written: version 2's, and `closed` since
-/// version 3.
-pub const SECTIONS: [&str; 10] = [
+/// The sections of a body, in the order written: version 2's, `closed` since version
+/// 3, `cluster_registers` since version 4.
+pub const SECTIONS: [&str; 11] = [
     "counters",
     "histograms",
     "times",
@@ -253,6 +257,7 @@ pub const SECTIONS: [&str; 10] = [
     "fido2",
     "pending",
     "closed",
+    "cluster_registers",
 ];
 
 /// What a save writes: small sections owned, the large ones (sketches) borrowed and
@@ -270,6 +275,51 @@ pub struct SnapshotOut<'a> {
     pub sketch_sets: Vec<(&'static str, &'a ActiveUsers)>,
     pub fido2: Fido2Section,
     pub pending: PendingSection,
+    pub cluster_registers: Option<&'a ActiveUsers<RedisRegisters>>,
+}
+
+/// `{kind: {period: base64 of the packed registers}}`.
+struct ClusterRegistersOut<'a>(Option<&'a ActiveUsers<RedisRegisters>>);
+
+impl Serialize for ClusterRegistersOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        if let Some(registers) = self.0 {
+            for kind in PERIOD_KINDS {
+                let Some(periods) = registers.periods(kind) else {
+                    continue;
+                };
+                let encoded: BTreeMap<String, String> = periods
+                    .iter()
+                    .map(|(k, r)| (k.to_string(), b64(&r.packed())))
+                    .collect();
+                map.serialize_entry(kind, &encoded)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Packed registers by period kind and period key, as loaded.
+pub type ClusterRegistersIn = BTreeMap<String, BTreeMap<u32, Vec<u8>>>;
+
+/// Reads the cluster registers section; a period that does not decode costs itself.
+fn decode_cluster_registers(raw: &str) -> Result<(ClusterRegistersIn, usize), serde_json::Error> {
+    let json: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(raw)?;
+    let e = base64::engine::general_purpose::STANDARD;
+    let mut bad = 0;
+    let mut out = ClusterRegistersIn::new();
+    for (kind, periods) in json {
+        for (period, text) in periods {
+            match (period.parse::<u32>(), e.decode(text.as_bytes())) {
+                (Ok(p), Ok(bytes)) => {
+                    out.entry(kind.clone()).or_default().insert(p, bytes);
+                }
+                _ => bad += 1,
+            }
+        }
+    }
+    Ok((out, bad))
 }
 
 struct SketchSetsOut<'a>(u8, &'a [(&'static str, &'a ActiveUsers)]);
@@ -337,13 +387,17 @@ impl Serialize for SnapshotOut<'_> {
         map.serialize_entry("fido2", &self.fido2)?;
         map.serialize_entry("pending", &self.pending)?;
         map.serialize_entry("closed", &self.closed)?;
+        map.serialize_entry(
+            "cluster_registers",
+            &ClusterRegistersOut(self.cluster_registers),
+        )?;
         map.end()
     }
 }
 
-/// Reads a version-2 or version-3 body section by section (version 3 adds `closed`,
-/// which a version-2 body lacks and leaves empty): a section that does not decode is
-/// named in `dropped` and left empty; the others load.
+/// Reads a version-2, -3 or -4 body section by section (version 3 adds `closed`,
+/// version 4 `cluster_registers`; an older body lacks them and leaves them empty): a
+/// section that does not decode is named in `dropped` and left empty; the others load.
 pub fn decode_v2(body: &[u8]) -> Result<Persisted, String> {
     let sections: BTreeMap<String, &serde_json::value::RawValue> =
         serde_json::from_slice(body).map_err(|e| format!("version 2 body: {e}"))?;
@@ -374,6 +428,24 @@ pub fn decode_v2(body: &[u8]) -> Result<Persisted, String> {
     p.fido2 = section(&sections, "fido2", &mut p.dropped);
     p.pending = section(&sections, "pending", &mut p.dropped);
     p.closed = section(&sections, "closed", &mut p.dropped);
+    if let Some(raw) = sections.get("cluster_registers") {
+        match decode_cluster_registers(raw.get()) {
+            Ok((registers, bad)) => {
+                if bad > 0 {
+                    tracing::warn!(
+                        periods = bad,
+                        "snapshot cluster registers unreadable: those periods start again"
+                    );
+                    p.dropped.push("cluster_registers");
+                }
+                p.cluster_registers = registers;
+            }
+            Err(e) => {
+                tracing::warn!(section = "cluster_registers", error = %e, "snapshot section unreadable: it starts again");
+                p.dropped.push("cluster_registers");
+            }
+        }
+    }
     if let Some(raw) = sections.get("sketches") {
         match decode_sketches(raw.get()) {
             Ok((sets, bad)) => {

@@ -8,6 +8,7 @@
 //! one line in [`COLLECTORS`].
 
 mod audit;
+mod cluster;
 mod fido2;
 mod process;
 mod server_log;
@@ -46,6 +47,7 @@ const COLLECTORS: &[EncodeView] = &[
     state::encode,
     upstream::encode,
     fido2::encode,
+    cluster::encode,
 ];
 
 /// Label pairs of one sample, in the family's declared label order.
@@ -144,14 +146,18 @@ fn histograms<'a>(
     let mut encoder = descriptor(enc, family)?;
     for (labels, h) in samples {
         check_labels(family, &labels);
-        encoder
-            .encode_family(&labels)?
-            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                h.sum,
-                h.count,
-                &h.encoded(bounds),
-                None,
-            )?;
+        // A family without labels is encoded as such: `name_sum 1`, not `name_sum{} 1`.
+        let buckets = h.encoded(bounds);
+        let encode = |m: &mut prometheus_client::encoding::MetricEncoder| {
+            m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                h.sum, h.count, &buckets, None,
+            )
+        };
+        if labels.is_empty() {
+            encode(&mut encoder)?;
+        } else {
+            encode(&mut encoder.encode_family(&labels)?)?;
+        }
     }
     Ok(())
 }
