@@ -2,22 +2,22 @@
 # Runs every check and test: formatting, clippy, unit and integration tests (which
 # start the real binary), promtool on a real scrape and on the alert rules, the
 # end-to-end test with real Prometheus and Alertmanager, and every fuzz target for 30 s
-# (FUZZ_SECONDS). Installs Prometheus's tools from Debian's packages when missing and
-# running as root, and cargo-fuzz from crates.io.
+# (FUZZ_SECONDS). Installs Prometheus's tools and redis-server (the cluster tests) from
+# Debian's packages when missing and running as root, and cargo-fuzz from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=""
-for tool in promtool prometheus prometheus-alertmanager amtool; do
+for tool in promtool prometheus prometheus-alertmanager amtool redis-server redis-cli; do
   command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing prometheus tools (Debian packages)"
+    echo "== installing prometheus tools and redis-server (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager redis-server >/dev/null
   else
-    echo "missing:$missing (apt-get install --no-install-recommends prometheus prometheus-alertmanager)" >&2
+    echo "missing:$missing (apt-get install --no-install-recommends prometheus prometheus-alertmanager redis-server)" >&2
   fi
 fi
 

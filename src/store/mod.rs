@@ -758,8 +758,6 @@ pub struct Persistence {
     pub every: Duration,
 }
 
-/// Applies messages until every sender is gone, publishing views and saving snapshots
-/// as it goes, and a last snapshot at the end.
 /// Counts a user active in the local sketches and, with a cluster, its registers.
 fn count_active(
     users: &mut ActiveUsers,
@@ -779,6 +777,8 @@ fn count_active(
     }
 }
 
+/// Applies messages until every sender is gone, publishing views and saving snapshots
+/// as it goes, and a last snapshot at the end.
 pub fn run(
     mut store: Store,
     mut rx: tokio::sync::mpsc::Receiver<Message>,

@@ -61,11 +61,20 @@ fn index_and_rank(user: UserKey) -> (usize, u8) {
 }
 
 /// 16384 registers, one byte each (unpacked: an insert is one compare).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RedisRegisters {
     registers: Box<[u8; REGISTERS]>,
+    /// Cached until the next change; not part of equality.
     estimate: Option<u64>,
 }
+
+impl PartialEq for RedisRegisters {
+    fn eq(&self, other: &RedisRegisters) -> bool {
+        self.registers == other.registers
+    }
+}
+
+impl Eq for RedisRegisters {}
 
 impl std::fmt::Debug for RedisRegisters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,6 +117,13 @@ impl RedisRegisters {
             *mine = (*mine).max(*theirs);
         }
         self.estimate = None;
+    }
+
+    /// The first register where two sets differ, for a test's message.
+    pub fn first_difference(&self, other: &RedisRegisters) -> Option<(usize, u8, u8)> {
+        (0..REGISTERS)
+            .find(|&i| self.registers[i] != other.registers[i])
+            .map(|i| (i, self.registers[i], other.registers[i]))
     }
 
     pub fn is_empty(&self) -> bool {

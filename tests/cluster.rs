@@ -1,0 +1,364 @@
+//! Cluster-wide active users through a real Redis: the registers a sidecar uploads are
+//! the ones Redis itself builds, every replica reports one union, and Redis being
+//! slow, gone or restarted empty never costs a local figure.
+
+mod common;
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use jans_exporter::event::UserKey;
+use jans_exporter::generate::{write_record, Layout, Record};
+use jans_exporter::store::redis_hll::RedisRegisters;
+use redis_server::RedisServer;
+
+const PREFIX: &str = "jx-test";
+
+fn username(i: u32) -> String {
+    format!("user{i:06}@example.org")
+}
+
+/// Appends one successful TOKEN_REQUEST per user at `at_ms`: each user active once.
+fn write_users(path: &Path, users: Range<u32>, at_ms: i64) {
+    let mut f = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut out = Vec::new();
+    for i in users {
+        let r = Record {
+            ip: "10.0.0.1".into(),
+            action: "TOKEN_REQUEST",
+            timestamp_ms: at_ms,
+            mac: "02-42-AC-11-00-03",
+            client_id: "1800.df1bb233-10b8-40ed-bbb9-07da50892a35",
+            username: Some(username(i)),
+            scope: Some("openid"),
+            success: true,
+            thread: 1,
+            correlation_id: None,
+        };
+        write_record(&mut out, Layout::Text, &r, 0).unwrap();
+    }
+    f.write_all(&out).unwrap();
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `2026-12`: the current month as the shared key names it.
+fn month_label(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m")
+        .to_string()
+}
+
+fn month_key(ms: i64) -> String {
+    format!("{{{PREFIX}}}:users:month:{}", month_label(ms))
+}
+
+fn cluster_config(dir: &Path, log: &Path, url: &str, extra: &str) -> PathBuf {
+    write_config(
+        dir,
+        &[log.to_path_buf()],
+        &format!(
+            "[cluster]\nredis_url = {url:?}\nsync_interval = \"1s\"\nkey_prefix = {PREFIX:?}\ntimeout = \"1s\"\n{extra}"
+        ),
+    )
+}
+
+const STAT_TOKEN: &str = "cluster-test-token";
+
+/// A sidecar in its own folder, with its own log of `users`; its stat endpoint takes
+/// [`STAT_TOKEN`].
+fn sidecar(root: &Path, name: &str, url: &str, users: Range<u32>) -> (Exporter, PathBuf) {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("audit.log");
+    write_users(&log, users, now_ms());
+    let e = Exporter::start(&sidecar_config(&dir, &log, url));
+    (e, log)
+}
+
+fn sidecar_config(dir: &Path, log: &Path, url: &str) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, hash_token(STAT_TOKEN)).unwrap();
+    cluster_config(
+        dir,
+        log,
+        url,
+        &format!(
+            "[api]\nstatic_tokens_file = {:?}\n",
+            tokens.display().to_string()
+        ),
+    )
+}
+
+fn series(e: &Exporter, name: &str) -> Option<f64> {
+    samples(&e.metrics()).get(name).copied()
+}
+
+const CLUSTER_MONTH: &str = "jans_cluster_active_users{period=\"month\"}";
+const LOCAL_MONTH: &str = "jans_active_users{period=\"month\"}";
+
+/// Waits until the sidecar's last sync saw `want` (after reading `records` records).
+fn wait_cluster_month(e: &Exporter, want: impl Fn(f64) -> bool) -> f64 {
+    wait_for(Duration::from_secs(30), || {
+        series(e, CLUSTER_MONTH).filter(|n| want(*n))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "cluster month never as wanted:\n{}\n{}",
+            e.metrics(),
+            e.log_text()
+        )
+    })
+}
+
+/// Waits for one more successful sync than now.
+fn wait_next_sync(e: &Exporter) {
+    let last = "jans_cluster_last_sync_timestamp_seconds";
+    let before = series(e, last).unwrap_or(0.0);
+    wait_for(Duration::from_secs(30), || {
+        series(e, last).filter(|t| *t > before)
+    })
+    .expect("another sync");
+}
+
+fn get_registers(conn: &mut redis::Connection, key: &str) -> RedisRegisters {
+    let bytes: Vec<u8> = redis::cmd("GET").arg(key).query(conn).unwrap();
+    RedisRegisters::from_dense_hyll(&bytes).unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+#[test]
+fn uploaded_registers_are_those_redis_builds_from_pfadd_and_pfcount_is_our_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let users = 0..3000;
+    let (e, _) = sidecar(dir.path(), "a", &redis.url(), users.clone());
+    wait_for_records(&e, 3000);
+    let counted = wait_cluster_month(&e, |n| n > 2900.0);
+    let mut conn = redis.conn();
+    let at = now_ms();
+    let ours = get_registers(&mut conn, &month_key(at));
+
+    // Redis's own registers for the same users: PFADD of each user key's 8 LE bytes,
+    // dense from the first element so that GET returns the same encoding.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hll-sparse-max-bytes")
+        .arg(0)
+        .query(&mut conn)
+        .unwrap();
+    let mut pfadd = redis::cmd("PFADD");
+    pfadd.arg("check");
+    for i in users.clone() {
+        pfadd.arg(UserKey::of(&username(i)).0.to_le_bytes().as_slice());
+    }
+    let _: i64 = pfadd.query(&mut conn).unwrap();
+    let theirs = get_registers(&mut conn, "check");
+    assert_eq!(
+        ours.first_difference(&theirs),
+        None,
+        "(register, ours, Redis's)"
+    );
+
+    // PFCOUNT of the shared key is what the sidecar reports, and equals the estimate
+    // our own code computes from the same registers.
+    let pfcount: u64 = redis::cmd("PFCOUNT")
+        .arg(month_key(at))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(counted as u64, pfcount);
+    let mut local = RedisRegisters::default();
+    for i in users {
+        local.insert(UserKey::of(&username(i)));
+    }
+    assert_eq!(local.estimate(), pfcount);
+    assert!(
+        (pfcount as f64 - 3000.0).abs() / 3000.0 <= 0.02,
+        "{pfcount}"
+    );
+
+    // Re-syncing changes nothing: same registers, same count.
+    wait_next_sync(&e);
+    wait_next_sync(&e);
+    assert_eq!(get_registers(&mut conn, &month_key(at)), ours);
+    assert_eq!(series(&e, CLUSTER_MONTH), Some(counted));
+
+    // Day and week keys exist too, staging keys never outlive a sync, and every key
+    // carries the one hash tag and an expiry.
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    for kind in ["day", "week", "month"] {
+        assert!(
+            keys.iter()
+                .any(|key| key.starts_with(&format!("{{{PREFIX}}}:users:{kind}:"))),
+            "no {kind} key in {keys:?}"
+        );
+    }
+    assert!(
+        !keys.iter().any(|k| k.contains(":stage:")),
+        "staging keys left: {keys:?}"
+    );
+    for key in keys.iter().filter(|k| k.starts_with('{')) {
+        let ttl_ms: i64 = redis::cmd("PTTL").arg(key).query(&mut conn).unwrap();
+        assert!(ttl_ms > 0, "{key} has no expiry ({ttl_ms})");
+    }
+    // The month lives as long as the sidecar retains months (13 by default): between
+    // 12 and 13 months from now.
+    let month_ttl_days = {
+        let ms: i64 = redis::cmd("PTTL")
+            .arg(month_key(at))
+            .query(&mut conn)
+            .unwrap();
+        ms as f64 / 86_400_000.0
+    };
+    assert!(
+        (334.0..=397.0).contains(&month_ttl_days),
+        "{month_ttl_days}"
+    );
+    let day_key = keys
+        .iter()
+        .find(|k| k.contains(":users:day:"))
+        .unwrap()
+        .clone();
+    let day_ttl_ms: i64 = redis::cmd("PTTL").arg(&day_key).query(&mut conn).unwrap();
+    assert!(
+        (2 * 86_400_000..=3 * 86_400_000).contains(&day_ttl_ms),
+        "{day_key}: {day_ttl_ms}"
+    );
+}
+
+#[test]
+fn three_sidecars_with_overlapping_users_report_one_union_within_two_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let parts = [0..4000, 2000..6000, 4500..9000];
+    let sidecars: Vec<Exporter> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| sidecar(dir.path(), &format!("pod{i}"), &redis.url(), r.clone()).0)
+        .collect();
+    for (e, r) in sidecars.iter().zip(&parts) {
+        wait_for_records(e, u64::from(r.end - r.start));
+    }
+    // Once every sidecar has synced after all have, they all answer the union.
+    let union = wait_cluster_month(&sidecars[0], |n| n > 8000.0);
+    for e in &sidecars {
+        wait_next_sync(e);
+    }
+    let answers: Vec<f64> = sidecars
+        .iter()
+        .map(|e| series(e, CLUSTER_MONTH).unwrap())
+        .collect();
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let truth = 9000.0;
+    assert!((answers[0] - truth).abs() / truth <= 0.02, "{answers:?}");
+    assert!(union <= answers[0]);
+    // Each pod's own figure stays its own.
+    for (e, r) in sidecars.iter().zip(&parts) {
+        let own = series(e, LOCAL_MONTH).unwrap();
+        let n = f64::from(r.end - r.start);
+        assert!((own - n).abs() / n <= 0.02, "local {own} for {n}");
+    }
+    // The compatible stat endpoint answers the union on every replica.
+    let month = chrono::Utc::now().format("%Y%m").to_string();
+    for e in &sidecars {
+        let mau = stat_mau(e, &month);
+        assert_eq!(mau, answers[0], "stat endpoint of {}", e.addr);
+    }
+}
+
+/// The stat endpoint's `monthly_active_users` for `month`, with the static token the
+/// sidecars accept.
+fn stat_mau(e: &Exporter, month: &str) -> f64 {
+    let r = http(
+        e.addr,
+        "GET",
+        &format!("/jans-auth/restv1/internal/stat?month={month}"),
+        &[("Authorization", &format!("Bearer {STAT_TOKEN}"))],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["response"][0]["monthly_active_users"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{v}"))
+}
+
+#[test]
+fn redis_gone_costs_no_local_figure_and_redis_restarted_empty_is_refilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let port = redis.port;
+    let (e, log) = sidecar(dir.path(), "a", &redis.url(), 0..1000);
+    wait_for_records(&e, 1000);
+    wait_cluster_month(&e, |n| n > 950.0);
+
+    redis.kill();
+    wait_for(Duration::from_secs(30), || {
+        (series(&e, "jans_cluster_up") == Some(0.0)).then_some(())
+    })
+    .expect("jans_cluster_up 0 with Redis gone");
+    let errors = family_sum(&e.metrics(), "jans_cluster_sync_errors_total");
+    assert!(errors >= 1.0);
+    // Ingestion and scrapes go on.
+    write_users(&log, 1000..1500, now_ms());
+    let m = wait_for_records(&e, 1500);
+    let local = sample(&m, LOCAL_MONTH);
+    assert!((local - 1500.0).abs() / 1500.0 <= 0.02, "{local}");
+    assert!(
+        e.metrics()
+            .contains("jans_cluster_sync_errors_total{reason=\"connect\"}"),
+        "reason"
+    );
+
+    // A new, empty Redis on the same address: the next syncs refill the union,
+    // including what was read while Redis was away.
+    let redis = RedisServer::start_on(dir.path(), port);
+    let refilled = wait_cluster_month(&e, |n| n > 1450.0);
+    assert_eq!(series(&e, "jans_cluster_up"), Some(1.0));
+    let pfcount: u64 = redis::cmd("PFCOUNT")
+        .arg(month_key(now_ms()))
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(pfcount as f64, refilled);
+}
+
+#[test]
+fn a_restarted_sidecar_merges_its_saved_registers_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let (mut e, log) = sidecar(dir.path(), "a", &redis.url(), 0..800);
+    wait_for_records(&e, 800);
+    let before = wait_cluster_month(&e, |n| n > 760.0);
+    assert!(e.terminate(Duration::from_secs(20)).is_some());
+    // Redis loses everything while the pod restarts; the log was read to its end and
+    // is not read again, so only the snapshot's registers can bring the users back.
+    let _: () = redis::cmd("FLUSHALL").query(&mut redis.conn()).unwrap();
+    let e = Exporter::start(&sidecar_config(&dir.path().join("a"), &log, &redis.url()));
+    let after = wait_cluster_month(&e, |n| n > 0.0);
+    assert_eq!(after, before);
+    assert_eq!(
+        family_sum(&e.metrics(), "jans_audit_events_total"),
+        800.0,
+        "nothing was read twice"
+    );
+}
