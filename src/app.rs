@@ -7,10 +7,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::event::{FileCheckpoint, Message};
+use crate::event::{Event, FileCheckpoint, Leadership, Message};
 use crate::source::tailer::{Sink, SinkClosed, StartAt, Tailer, TailerConfig};
 use crate::store::persist::{Loaded, StateFile};
 use crate::store::{self, Persistence, Published, Store, StoreConfig};
+use crate::upstream::leader::LeaderGate;
 use crate::upstream::{self, fido2::Fido2Poller, health::HealthPoller, stat::StatPoller};
 use crate::view::auth::{Authorizer, Introspection, StaticTokens};
 use crate::view::basic_auth::BasicAuth;
@@ -138,20 +139,16 @@ fn upstream_client(config: &Config) -> Result<Option<Arc<upstream::Client>>, App
     Ok(Some(Arc::new(client)))
 }
 
-/// Starts the upstream pollers the configuration asks for.
-fn start_pollers(
+/// The upstream pollers the configuration asks for.
+fn pollers(
     config: &Config,
     client: Option<&Arc<upstream::Client>>,
     fido2_synced_ms: Option<i64>,
-    tx: &tokio::sync::mpsc::Sender<Message>,
-    cancel: &CancellationToken,
-    tasks: &mut tokio::task::JoinSet<()>,
-) -> Result<Vec<PolledTarget>, AppError> {
+) -> Result<Vec<Box<dyn upstream::Poller>>, AppError> {
     let u = &config.upstream;
     let Some(client) = client else {
         return Ok(Vec::new());
     };
-    client.record_calls_to(tx);
     let mut pollers: Vec<Box<dyn upstream::Poller>> = vec![Box::new(HealthPoller {
         client: Arc::clone(client),
         interval: u.health_interval,
@@ -185,6 +182,17 @@ fn start_pollers(
             since_ms,
         }));
     }
+    Ok(pollers)
+}
+
+/// Starts the pollers; cluster-wide ones poll while `gate` lets them.
+fn start_pollers(
+    pollers: Vec<Box<dyn upstream::Poller>>,
+    gate: &LeaderGate,
+    tx: &tokio::sync::mpsc::Sender<Message>,
+    cancel: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Vec<PolledTarget> {
     let mut polled = Vec::with_capacity(pollers.len());
     for p in pollers {
         polled.push(PolledTarget {
@@ -192,9 +200,17 @@ fn start_pollers(
             url: p.target(),
             every: p.interval(),
         });
-        tasks.spawn(upstream::run(p, tx.clone(), cancel.clone()));
+        tasks.spawn(upstream::run(p, tx.clone(), gate.clone(), cancel.clone()));
     }
-    Ok(polled)
+    polled
+}
+
+/// Queues one event before anything else runs (the channel is empty at start).
+fn send_now(tx: &tokio::sync::mpsc::Sender<Message>, event: Event) {
+    let _ = tx.try_send(Message::Batch(crate::event::Batch {
+        events: vec![event],
+        ..Default::default()
+    }));
 }
 
 /// The store from the saved snapshot, or a fresh one; never fails the start.
@@ -332,18 +348,37 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let published = Arc::new(Published::default());
     let (tx, rx) = tokio::sync::mpsc::channel::<Message>(64);
     let client = upstream_client(&config)?;
+    if let Some(c) = &client {
+        c.record_calls_to(&tx);
+    }
+    let pollers = pollers(&config, client.as_ref(), fido2_synced_ms)?;
     let mut tasks = tokio::task::JoinSet::new();
-    let polled = start_pollers(
-        &config,
-        client.as_ref(),
-        fido2_synced_ms,
-        &tx,
-        &cancel,
-        &mut tasks,
-    )?;
-    if config.cluster.redis_url.is_some() {
-        let sync = crate::cluster::ClusterSync::new(&config.cluster, config.sketch.retain_months)
-            .map_err(|e| AppError::Cluster(e.to_string()))?;
+    let cluster = match config.cluster.redis_url {
+        Some(_) => Some(
+            crate::cluster::ClusterSync::new(&config.cluster, config.sketch.retain_months)
+                .map_err(|e| AppError::Cluster(e.to_string()))?,
+        ),
+        None => None,
+    };
+    // With several replicas, one sidecar at a time polls what the whole cluster shares.
+    let cluster_wide = pollers.iter().any(|p| p.cluster_wide());
+    let (gate, cluster) = match (cluster, cluster_wide) {
+        (Some(sync), true) => {
+            let (lease, gate) = LeaderGate::new();
+            (
+                gate,
+                Some(sync.with_lease(config.upstream.fido2_overlap, lease)),
+            )
+        }
+        (sync, cluster_wide) => {
+            if cluster_wide {
+                send_now(&tx, Event::Leadership(Leadership::Alone));
+            }
+            (LeaderGate::always(), sync)
+        }
+    };
+    let polled = start_pollers(pollers, &gate, &tx, &cancel, &mut tasks);
+    if let Some(sync) = cluster {
         tasks.spawn(sync.run(tx.clone(), cancel.clone()));
     }
     let store_published = Arc::clone(&published);

@@ -66,15 +66,26 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// `redis://[user[:password]@]host:port[/db]` or `rediss://` (TLS).
+    /// `redis://[user[:password]@]host:port[/db]` or `rediss://` (TLS); in `cluster`
+    /// and `sentinel` modes a comma-separated list (seed nodes, or the sentinels).
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "redacted_url"
     )]
     pub redis_url: Option<String>,
-    /// A file holding the password (a mounted Secret); wins over one in the URL.
+    /// How Redis is deployed.
+    pub mode: RedisMode,
+    /// The master's name the sentinels know (`mode = "sentinel"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel_master: Option<String>,
+    /// A file holding the password (a mounted Secret); wins over one in the URL. In
+    /// sentinel mode it is the master's password (the sentinels' is in their URLs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) to verify a `rediss://` server with, instead of the
+    /// system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     #[serde(with = "duration")]
     pub sync_interval: Duration,
     /// Every key is `{<key_prefix>}:...`: one hash tag, so one Redis Cluster slot.
@@ -88,7 +99,10 @@ impl Default for ClusterConfig {
     fn default() -> ClusterConfig {
         ClusterConfig {
             redis_url: None,
+            mode: RedisMode::Standalone,
+            sentinel_master: None,
             password_file: None,
+            ca_file: None,
             sync_interval: Duration::from_secs(30),
             key_prefix: "jans-exporter".into(),
             timeout: Duration::from_secs(5),
@@ -96,16 +110,46 @@ impl Default for ClusterConfig {
     }
 }
 
+/// How Redis is deployed (`cluster.mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server, or a managed one behind one address.
+    Standalone,
+    /// Redis Cluster: commands go to the node owning the keys' one hash tag.
+    Cluster,
+    /// A master found through Redis Sentinel, followed across failovers.
+    Sentinel,
+}
+
+/// The addresses of `cluster.redis_url`, each parsed.
+fn redis_urls(urls: &str) -> impl Iterator<Item = Result<reqwest::Url, String>> + '_ {
+    urls.split(',').map(str::trim).map(|u| {
+        reqwest::Url::parse(u)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                if matches!(url.scheme(), "redis" | "rediss") && url.host().is_some() {
+                    Ok(url)
+                } else {
+                    Err("not redis://host:port or rediss://host:port".into())
+                }
+            })
+    })
+}
+
 fn redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match url.as_deref().map(reqwest::Url::parse) {
-        Some(Ok(mut u)) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("redacted"));
+    let shown: Vec<String> = redis_urls(url.as_deref().unwrap_or(""))
+        .map(|u| match u {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("redacted"));
+                }
+                u.to_string()
             }
-            s.serialize_str(u.as_str())
-        }
-        _ => s.serialize_str("<unparsable>"),
-    }
+            Err(_) => "<unparsable>".to_string(),
+        })
+        .collect();
+    s.serialize_str(&shown.join(","))
 }
 
 /// The exporter's own log, on standard error.
@@ -595,15 +639,42 @@ impl Config {
         }
         let c = &self.cluster;
         if let Some(url) = &c.redis_url {
-            match reqwest::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => {}
-                _ => {
-                    return invalid(
-                        "cluster.redis_url",
-                        "must be redis://host:port or rediss://host:port".into(),
-                    )
-                }
+            let urls: Vec<_> = redis_urls(url).collect();
+            if let Some(Err(e)) = urls.iter().find(|u| u.is_err()) {
+                return invalid("cluster.redis_url", e.to_string());
             }
+            if urls.len() > 1 && c.mode == RedisMode::Standalone {
+                return invalid(
+                    "cluster.redis_url",
+                    "several addresses only with mode = \"cluster\" or \"sentinel\"".into(),
+                );
+            }
+            let tls: Vec<bool> = urls
+                .iter()
+                .flatten()
+                .map(|u| u.scheme() == "rediss")
+                .collect();
+            if tls.iter().any(|t| *t != tls[0]) {
+                return invalid(
+                    "cluster.redis_url",
+                    "all redis:// or all rediss://, not a mix".into(),
+                );
+            }
+        }
+        match (c.mode, &c.sentinel_master) {
+            (RedisMode::Sentinel, None) => {
+                return invalid(
+                    "cluster.sentinel_master",
+                    "mode = \"sentinel\" needs the master's name".into(),
+                )
+            }
+            (RedisMode::Standalone | RedisMode::Cluster, Some(_)) => {
+                return invalid(
+                    "cluster.sentinel_master",
+                    "only with mode = \"sentinel\"".into(),
+                )
+            }
+            _ => {}
         }
         if c.sync_interval < Duration::from_secs(1) {
             return invalid("cluster.sync_interval", "must be at least 1s".into());

@@ -152,6 +152,8 @@ families! {
         "Tokens issued in the month so far, by grant and token type, as the stat endpoint reports them";
     TOKENS_ISSUED: Counter "jans_tokens_issued" None, ["grant_type", "token_type"],
         "Tokens issued by grant and token type, from increases of the stat endpoint's monthly counts";
+    UPSTREAM_POLLER_LEADER: Gauge "jans_upstream_poller_leader" None, [],
+        "1 when this sidecar polls the cluster-wide endpoints (stat, FIDO2 entries): every sidecar without a cluster, the lease holder with one; 0 on the others, whose counters of those figures do not grow";
     AUTH_SERVER_UP: Gauge "jans_auth_server_up" None, [],
         "1 when the health check answers status running and db_status online";
     AUTH_SERVER_DB_ONLINE: Gauge "jans_auth_server_db_online" None, [],
@@ -182,6 +184,8 @@ families! {
         "Distinct users across every replica in the current UTC day, ISO week and month: PFCOUNT of the union in Redis at the last sync";
     CLUSTER_MONTHLY_ACTIVE_USERS: Gauge "jans_cluster_monthly_active_users" None, ["month"],
         "Distinct users across every replica per retained month (YYYYMM): PFCOUNT of the union in Redis at the last sync";
+    CLUSTER_FIDO2_ACTIVE_USERS: Gauge "jans_cluster_fido2_active_users" None, ["period"],
+        "Distinct users with a successful passkey ceremony across the cluster in the current UTC day, ISO week and month: PFCOUNT of the union in Redis, fed by whichever sidecar polled the FIDO2 entries";
     CLUSTER_UP: Gauge "jans_cluster_up" None, [],
         "1 when the last sync with the cluster's Redis succeeded";
     CLUSTER_LAST_SYNC: Gauge "jans_cluster_last_sync_timestamp" Some(Unit::Seconds), [],

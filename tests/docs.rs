@@ -41,20 +41,32 @@ fn exposed() -> BTreeMap<String, (String, BTreeSet<String>)> {
     for e in jans_exporter::upstream::fido2::parse_entries(&entries).unwrap() {
         up.fido2(&e, &h);
     }
-    view.upstream = up.view(1);
     // The cluster's families, as after one sync that answered every current period.
     let mut cluster = jans_exporter::store::cluster::ClusterFigures::new(13);
-    use jans_exporter::event::{ClusterReport, PeriodKind};
+    use jans_exporter::event::{ClusterReport, PeriodCount, PeriodKind, UserSet};
     let k = jans_exporter::store::sketch::PeriodKeys::of(1).unwrap();
+    let mut counts = Vec::new();
+    for set in UserSet::ALL {
+        for (kind, key) in [
+            (PeriodKind::Day, k.day),
+            (PeriodKind::Week, k.week),
+            (PeriodKind::Month, k.month),
+        ] {
+            counts.push(PeriodCount {
+                set,
+                kind,
+                key,
+                users: 1,
+            });
+        }
+    }
     cluster.report(&ClusterReport::Synced {
         at_ms: 1,
         duration_seconds: 0.01,
-        counts: vec![
-            (PeriodKind::Day, k.day, 1),
-            (PeriodKind::Week, k.week, 1),
-            (PeriodKind::Month, k.month, 1),
-        ],
+        counts,
     });
+    up.leadership(&jans_exporter::event::Leadership::Alone);
+    view.upstream = up.view(1);
     view.cluster = Some(cluster.view(1));
     published.store(view);
     let process: Arc<dyn ProcessInfo> = Arc::new(jans_exporter::process::ProcSelf);

@@ -4,7 +4,7 @@
 
 use chrono::{Datelike, Months, NaiveDate};
 
-use crate::event::PeriodKind;
+use crate::event::{PeriodKind, UserSet};
 
 const DAY_MS: i64 = 86_400_000;
 /// Day keys outlive their day by this much, week keys their week: late records and
@@ -37,15 +37,24 @@ pub fn period_label(kind: PeriodKind, key: u32) -> Option<String> {
 /// 1970-01-01 as days from 0001-01-01 (chrono's "common era" day 1).
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
-/// The shared key every replica merges into.
-pub fn shared(prefix: &str, kind: PeriodKind, label: &str) -> String {
-    format!("{{{prefix}}}:users:{}:{label}", kind.as_str())
+/// The shared key every replica merges one set's period into.
+pub fn shared(prefix: &str, set: UserSet, kind: PeriodKind, label: &str) -> String {
+    format!("{{{prefix}}}:{}:{}:{label}", set.as_str(), kind.as_str())
 }
 
-/// This sidecar's staging key for one period (written, merged and deleted in one
-/// transaction).
-pub fn staging(prefix: &str, instance: &str, kind: PeriodKind, label: &str) -> String {
-    format!("{{{prefix}}}:stage:{instance}:{}:{label}", kind.as_str())
+/// This sidecar's staging key (written, merged and deleted within one script).
+pub fn staging(prefix: &str, instance: &str) -> String {
+    format!("{{{prefix}}}:stage:{instance}")
+}
+
+/// Who polls the cluster-wide endpoints: the holder's instance id, with an expiry.
+pub fn lease(prefix: &str) -> String {
+    format!("{{{prefix}}}:poller:lease")
+}
+
+/// What the last holder counted (see `crate::event::Handover`).
+pub fn handover(prefix: &str) -> String {
+    format!("{{{prefix}}}:poller:handover")
 }
 
 /// When the shared key of a period expires (epoch ms): days and weeks a grace after
@@ -97,13 +106,16 @@ mod tests {
             Some("2026-12")
         );
         assert_eq!(
-            shared("jx", PeriodKind::Month, "2026-12"),
+            shared("jx", UserSet::Users, PeriodKind::Month, "2026-12"),
             "{jx}:users:month:2026-12"
         );
         assert_eq!(
-            staging("jx", "ab12", PeriodKind::Day, "2026-12-02"),
-            "{jx}:stage:ab12:day:2026-12-02"
+            shared("jx", UserSet::Fido2Users, PeriodKind::Day, "2026-12-02"),
+            "{jx}:fido2_users:day:2026-12-02"
         );
+        assert_eq!(staging("jx", "ab12"), "{jx}:stage:ab12");
+        assert_eq!(lease("jx"), "{jx}:poller:lease");
+        assert_eq!(handover("jx"), "{jx}:poller:handover");
         assert_eq!(period_label(PeriodKind::Month, 202613), None);
         assert_eq!(period_label(PeriodKind::Week, 202654), None);
     }

@@ -1,24 +1,30 @@
-//! Cluster-wide active users through Redis's own HyperLogLog.
+//! The cluster of replicas through Redis: cluster-wide active users, and one poller of
+//! the cluster-wide endpoints.
 //!
 //! Every `sync_interval` the syncer asks the store for this pod's registers (built as
-//! Redis builds them, `store::redis_hll`), and in one transaction per sync writes each
-//! period's registers to a staging key, `PFMERGE`s it into the period's shared key,
-//! deletes the staging key, sets the shared key's expiry and reads `PFCOUNT`. Merging
-//! is a per-register maximum, so a repeated sync never double counts and a missed one
-//! is repaired by the next; a Redis restarted empty is refilled by the live sidecars.
-//! The result goes back to the store as an event; scrapes never wait for Redis.
+//! Redis builds them, `store::redis_hll`) and merges the changed ones into the shared
+//! keys in one script (`union`), reading back `PFCOUNT` of each. Merging is a
+//! per-register maximum, so a repeated sync never double counts and a missed one is
+//! repaired by the next; a Redis restarted empty is refilled by the live sidecars.
+//! With upstream pollers configured it also keeps the lease that picks the one sidecar
+//! polling the stat endpoint and the FIDO2 entries (`lease`). Results go back to the
+//! store as events; scrapes never wait for Redis.
 
+pub mod connection;
+pub mod handover;
 pub mod keys;
+pub mod lease;
+pub mod union;
 
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
-use crate::event::{
-    Batch, ClusterErrorReason, ClusterReport, Event, Message, PeriodKind, PeriodRegisters,
-};
+use crate::event::{Batch, ClusterErrorReason, ClusterReport, Event, Message, PeriodCount};
+use connection::Redis;
+use lease::Lease;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -26,6 +32,11 @@ pub enum ClusterError {
     Url(String),
     #[error("cannot read cluster.password_file {path}: {source}")]
     PasswordFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read cluster.ca_file {path}: {source}")]
+    CaFile {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
@@ -43,7 +54,16 @@ impl From<redis::RedisError> for Failure {
             || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
         {
             ClusterErrorReason::Auth
-        } else if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {
+        } else if e.is_connection_refusal()
+            || e.is_io_error()
+            || e.is_connection_dropped()
+            || matches!(
+                e.kind(),
+                redis::ErrorKind::ClusterConnectionNotFound
+                    | redis::ErrorKind::MasterNameNotFoundBySentinel
+                    | redis::ErrorKind::EmptySentinelList
+            )
+        {
             ClusterErrorReason::Connect
         } else {
             ClusterErrorReason::Response
@@ -53,62 +73,82 @@ impl From<redis::RedisError> for Failure {
 }
 
 pub struct ClusterSync {
-    manager: ConnectionManager,
+    redis: Redis,
     prefix: String,
-    /// Names this process's staging keys (random per start: two pods never share one).
+    /// Names this process in Redis (random per start: two pods never share one): its
+    /// staging key, and the lease's holder.
     instance: String,
     interval: Duration,
     timeout: Duration,
     retain_months: u32,
+    sent: union::Sent,
+    script: redis::Script,
+    /// With cluster-wide pollers configured: the lease on them.
+    lease: Option<Lease>,
 }
 
 impl ClusterSync {
     /// Prepares the connection (made lazily, re-made after every failure).
     pub fn new(config: &ClusterConfig, retain_months: u32) -> Result<ClusterSync, ClusterError> {
-        let url = config
-            .redis_url
-            .as_deref()
-            .ok_or_else(|| ClusterError::Url("not set".into()))?;
-        let mut info: redis::ConnectionInfo = redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(|e| ClusterError::Url(e.to_string()))?;
-        if let Some(path) = &config.password_file {
-            let password =
-                std::fs::read_to_string(path).map_err(|source| ClusterError::PasswordFile {
-                    path: path.clone(),
-                    source,
-                })?;
-            let settings = info
-                .redis_settings()
-                .clone()
-                .set_password(password.trim_end_matches(['\r', '\n']));
-            info = info.set_redis_settings(settings);
-        }
-        let client = redis::Client::open(info).map_err(|e| ClusterError::Url(e.to_string()))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(config.timeout);
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| ClusterError::Url(e.to_string()))?;
         Ok(ClusterSync {
-            manager,
+            redis: Redis::new(config)?,
             prefix: config.key_prefix.clone(),
             instance: format!("{:016x}", fastrand::u64(..)),
             interval: config.sync_interval,
             timeout: config.timeout,
             retain_months,
+            sent: union::Sent::default(),
+            script: redis::Script::new(union::SCRIPT),
+            lease: None,
         })
     }
 
-    /// Syncs every interval until cancelled; the first sync right away.
-    pub async fn run(mut self, tx: tokio::sync::mpsc::Sender<Message>, cancel: CancellationToken) {
+    /// Also competes for the lease on the cluster-wide pollers, moving `gate`.
+    pub fn with_lease(
+        mut self,
+        fido2_overlap: Duration,
+        gate: tokio::sync::watch::Sender<crate::upstream::leader::Term>,
+    ) -> ClusterSync {
+        self.lease = Some(Lease::new(&self.prefix, self.interval, fido2_overlap, gate));
+        self
+    }
+
+    /// Syncs every interval and keeps the lease until cancelled; the first of each
+    /// right away. A clean stop lets the lease go with a last handover.
+    pub async fn run(mut self, tx: mpsc::Sender<Message>, cancel: CancellationToken) {
         let mut failing = false;
+        let (lease_every, ..) = lease::timings(self.interval);
+        let mut next_sync = tokio::time::Instant::now();
+        let mut next_lease = next_sync;
         loop {
+            let next = if self.lease.is_some() {
+                next_sync.min(next_lease)
+            } else {
+                next_sync
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                () = cancel.cancelled() => break,
+            }
+            let now = tokio::time::Instant::now();
+            if now >= next_lease {
+                if let Some(lease) = &mut self.lease {
+                    let round = lease.round(&mut self.redis, &self.instance, &tx);
+                    let _ = tokio::select! {
+                        r = tokio::time::timeout(self.timeout * 2, round) => r,
+                        () = cancel.cancelled() => break,
+                    };
+                }
+                next_lease = now + lease_every;
+            }
+            if now < next_sync {
+                continue;
+            }
+            next_sync = now + self.interval;
             let started = Instant::now();
             let outcome = tokio::select! {
                 o = tokio::time::timeout(self.timeout * 2, self.sync_once(&tx)) => o,
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => break,
             };
             let duration_seconds = started.elapsed().as_secs_f64();
             let report = match outcome {
@@ -151,88 +191,45 @@ impl ClusterSync {
             if tx.send(batch).await.is_err() {
                 return;
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.interval) => {}
-                () = cancel.cancelled() => return,
-            }
+        }
+        if let Some(lease) = &mut self.lease {
+            // Within the shutdown's grace for pollers; else the lease expires by itself.
+            let release = lease.release(&mut self.redis, &self.instance, &tx);
+            let _ =
+                tokio::time::timeout(self.timeout.min(Duration::from_millis(800)), release).await;
         }
     }
 
-    async fn sync_once(
-        &mut self,
-        tx: &tokio::sync::mpsc::Sender<Message>,
-    ) -> Result<Vec<(PeriodKind, u32, u64)>, Failure> {
+    async fn sync_once(&mut self, tx: &mpsc::Sender<Message>) -> Result<Vec<PeriodCount>, Failure> {
         let (reply, registers) = tokio::sync::oneshot::channel();
         let store_gone = || Failure(ClusterErrorReason::Store, "the store is gone".into());
         tx.send(Message::ExportRegisters(reply))
             .await
             .map_err(|_| store_gone())?;
         let registers = registers.await.map_err(|_| store_gone())?;
-        let plan = self.plan(&registers, crate::store::now_ms());
-        if plan.is_empty() {
-            // Nothing to merge yet: still find out whether Redis answers.
-            redis::cmd("PING")
-                .query_async::<String>(&mut self.manager)
-                .await?;
-            return Ok(Vec::new());
+        let now_ms = crate::store::now_ms();
+        let plan = self
+            .sent
+            .plan(&registers, &self.prefix, now_ms, self.retain_months);
+        let mut invocation = self.script.key(keys::staging(&self.prefix, &self.instance));
+        for (_, key) in &plan.counted {
+            invocation.key(key);
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (p, shared, staging, expires_at_ms) in &plan {
-            pipe.cmd("SET")
-                .arg(staging)
-                .arg(&p.hyll)
-                .arg("PX")
-                .arg(self.timeout.as_millis().max(1000) as u64 * 10)
-                .ignore()
-                .cmd("PFMERGE")
-                .arg(shared)
-                .arg(staging)
-                .ignore()
-                .cmd("DEL")
-                .arg(staging)
-                .ignore()
-                .cmd("PEXPIREAT")
-                .arg(shared)
-                .arg(*expires_at_ms)
-                .ignore()
-                .cmd("PFCOUNT")
-                .arg(shared);
+        // The staging key outlives a script stopped half-way by at most this.
+        invocation.arg(self.timeout.as_millis().max(1000) as u64 * 10);
+        for m in &plan.merged {
+            invocation
+                .arg(m.counted + 2)
+                .arg(m.expires_at_ms)
+                .arg(m.hyll);
         }
-        let counts: Vec<u64> = pipe.query_async(&mut self.manager).await?;
-        if counts.len() != plan.len() {
+        let counts: Vec<i64> = self.redis.invoke(&invocation).await?;
+        if counts.len() != plan.counted.len() {
             return Err(Failure(
                 ClusterErrorReason::Response,
-                format!("{} counts for {} periods", counts.len(), plan.len()),
+                format!("{} counts for {} keys", counts.len(), plan.counted.len()),
             ));
         }
-        Ok(plan
-            .iter()
-            .zip(counts)
-            .map(|((p, ..), n)| (p.kind, p.key, n))
-            .collect())
-    }
-
-    /// The periods worth writing (not yet expired), with their keys and expiry.
-    fn plan<'a>(
-        &self,
-        registers: &'a [PeriodRegisters],
-        now_ms: i64,
-    ) -> Vec<(&'a PeriodRegisters, String, String, i64)> {
-        registers
-            .iter()
-            .filter_map(|p| {
-                let label = keys::period_label(p.kind, p.key)?;
-                let expires = keys::expires_at_ms(p.kind, p.key, self.retain_months)?;
-                (expires > now_ms).then(|| {
-                    (
-                        p,
-                        keys::shared(&self.prefix, p.kind, &label),
-                        keys::staging(&self.prefix, &self.instance, p.kind, &label),
-                        expires,
-                    )
-                })
-            })
-            .collect()
+        Ok(self.sent.answered(&plan, &counts, now_ms))
     }
 }

@@ -324,6 +324,8 @@ pub enum Event {
     },
     /// The outcome of one sync with the cluster's Redis.
     Cluster(ClusterReport),
+    /// This sidecar started or stopped polling the cluster-wide endpoints.
+    Leadership(Leadership),
 }
 
 /// Where a file can be read again from after a restart, such that every record after it
@@ -408,6 +410,12 @@ pub enum Message {
     /// The cluster syncer asks for the registers of every retained period (none when
     /// no cluster is configured).
     ExportRegisters(tokio::sync::oneshot::Sender<Vec<PeriodRegisters>>),
+    /// The lease holder asks what to hand over; FIDO2 entries counted within
+    /// `window_ms` before the synced time are named.
+    ExportHandover {
+        window_ms: i64,
+        reply: tokio::sync::oneshot::Sender<Handover>,
+    },
 }
 
 #[cfg(test)]

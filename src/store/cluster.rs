@@ -8,7 +8,9 @@ use super::persist::model::{key, parse_key, Persisted, SnapshotOut};
 use super::redis_hll::{RedisRegisters, PRECISION};
 use super::sketch::{ActiveUsers, Horizon, Insert, PeriodKeys};
 use super::upstream::{Histogram, CALL_BUCKETS};
-use crate::event::{ClusterErrorReason, ClusterReport, PeriodKind, PeriodRegisters, UserKey};
+use crate::event::{
+    ClusterErrorReason, ClusterReport, PeriodKind, PeriodRegisters, UserKey, UserSet,
+};
 use crate::families;
 
 /// What the views read.
@@ -22,46 +24,73 @@ pub struct ClusterView {
     /// The union's day, week and month containing the view's time, when Redis has
     /// answered for them.
     pub current: [Option<u64>; 3],
+    /// The same for passkey users.
+    pub fido2_current: [Option<u64>; 3],
     /// `(YYYYMM, users)` for every month Redis answered, oldest first.
     pub monthly: Vec<(u32, u64)>,
 }
 
 #[derive(Clone, Debug)]
 pub struct ClusterFigures {
-    registers: ActiveUsers<RedisRegisters>,
+    users: ActiveUsers<RedisRegisters>,
+    fido2_users: ActiveUsers<RedisRegisters>,
     /// `PFCOUNT` of each shared key at the last successful sync (not persisted: the
     /// next sync answers again).
-    counts: BTreeMap<(PeriodKind, u32), u64>,
+    counts: BTreeMap<(UserSet, PeriodKind, u32), u64>,
     view: ClusterView,
 }
 
 impl ClusterFigures {
     pub fn new(retain_months: usize) -> ClusterFigures {
         ClusterFigures {
-            registers: ActiveUsers::new(PRECISION, retain_months),
+            users: ActiveUsers::new(PRECISION, retain_months),
+            fido2_users: ActiveUsers::new(PRECISION, retain_months),
             counts: BTreeMap::new(),
             view: ClusterView::default(),
         }
     }
 
-    pub fn insert(&mut self, timestamp_ms: i64, user: UserKey, horizon: &Horizon) -> Insert {
-        self.registers.insert(timestamp_ms, user, horizon)
+    fn set_mut(&mut self, set: UserSet) -> &mut ActiveUsers<RedisRegisters> {
+        match set {
+            UserSet::Users => &mut self.users,
+            UserSet::Fido2Users => &mut self.fido2_users,
+        }
+    }
+
+    fn set(&self, set: UserSet) -> &ActiveUsers<RedisRegisters> {
+        match set {
+            UserSet::Users => &self.users,
+            UserSet::Fido2Users => &self.fido2_users,
+        }
+    }
+
+    pub fn insert(
+        &mut self,
+        set: UserSet,
+        timestamp_ms: i64,
+        user: UserKey,
+        horizon: &Horizon,
+    ) -> Insert {
+        self.set_mut(set).insert(timestamp_ms, user, horizon)
     }
 
     /// Every retained period's registers, as the `HYLL` strings Redis stores.
     pub fn export_registers(&self) -> Vec<PeriodRegisters> {
         let mut out = Vec::new();
-        for kind in PeriodKind::ALL {
-            let Some(periods) = self.registers.periods(kind.as_str()) else {
-                continue;
-            };
-            for (key, r) in periods.iter() {
-                if !r.is_empty() {
-                    out.push(PeriodRegisters {
-                        kind,
-                        key,
-                        hyll: r.to_dense_hyll(),
-                    });
+        for set in UserSet::ALL {
+            for kind in PeriodKind::ALL {
+                let Some(periods) = self.set(set).periods(kind.as_str()) else {
+                    continue;
+                };
+                for (key, r) in periods.iter() {
+                    if !r.is_empty() {
+                        out.push(PeriodRegisters {
+                            set,
+                            kind,
+                            key,
+                            hyll: r.to_dense_hyll(),
+                        });
+                    }
                 }
             }
         }
@@ -80,7 +109,10 @@ impl ClusterFigures {
                 v.last_sync_ms = Some(*at_ms);
                 v.duration.observe(&CALL_BUCKETS, *duration_seconds);
                 // The answer replaces the last: a period no longer retained drops out.
-                self.counts = counts.iter().map(|(k, p, n)| ((*k, *p), *n)).collect();
+                self.counts = counts
+                    .iter()
+                    .map(|c| ((c.set, c.kind, c.key), c.users))
+                    .collect();
             }
             ClusterReport::Failed {
                 reason,
@@ -96,17 +128,21 @@ impl ClusterFigures {
     pub fn view(&self, now_ms: i64) -> ClusterView {
         let mut v = self.view.clone();
         if let Some(k) = PeriodKeys::of(now_ms) {
-            v.current = [
-                self.counts.get(&(PeriodKind::Day, k.day)).copied(),
-                self.counts.get(&(PeriodKind::Week, k.week)).copied(),
-                self.counts.get(&(PeriodKind::Month, k.month)).copied(),
-            ];
+            let current = |set| {
+                [
+                    self.counts.get(&(set, PeriodKind::Day, k.day)).copied(),
+                    self.counts.get(&(set, PeriodKind::Week, k.week)).copied(),
+                    self.counts.get(&(set, PeriodKind::Month, k.month)).copied(),
+                ]
+            };
+            v.current = current(UserSet::Users);
+            v.fido2_current = current(UserSet::Fido2Users);
         }
         v.monthly = self
             .counts
             .iter()
-            .filter(|((kind, _), _)| *kind == PeriodKind::Month)
-            .map(|((_, month), n)| (*month, *n))
+            .filter(|((set, kind, _), _)| *set == UserSet::Users && *kind == PeriodKind::Month)
+            .map(|((_, _, month), n)| (*month, *n))
             .collect();
         v
     }
@@ -129,7 +165,7 @@ impl ClusterFigures {
         if let Some(ms) = v.last_sync_ms {
             out.times.insert(key(&families::CLUSTER_LAST_SYNC, &[]), ms);
         }
-        out.cluster_registers = Some(&self.registers);
+        out.cluster_registers = Some([&self.users, &self.fido2_users]);
     }
 
     /// Continues from a snapshot; returns the number of saved register sets refused.
@@ -157,16 +193,20 @@ impl ClusterFigures {
             .get(&key(&families::CLUSTER_LAST_SYNC, &[]))
             .copied();
         let mut refused = 0;
-        for (kind, periods) in &p.cluster_registers {
+        for ((set_name, kind), periods) in &p.cluster_registers {
+            let Some(set) = UserSet::ALL.into_iter().find(|s| s.as_str() == set_name) else {
+                refused += periods.len();
+                continue;
+            };
             for (&period, packed) in periods {
                 match RedisRegisters::from_packed(packed) {
                     Ok(r) => {
-                        if !self.registers.restore(kind, period, r) {
+                        if !self.set_mut(set).restore(kind, period, r) {
                             refused += 1;
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(kind, period, error = %e, "saved cluster registers refused: that period starts again");
+                        tracing::warn!(set = set_name, kind, period, error = %e, "saved cluster registers refused: that period starts again");
                         refused += 1;
                     }
                 }

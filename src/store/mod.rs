@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::event::{
     Action, AuthKind, Batch, Event, Fido2SkipReason, FileCheckpoint, FileId, FormatId, LineTime,
-    LogLevel, MalformedReason, Message, TailStatus,
+    LogLevel, MalformedReason, Message, TailStatus, UserSet,
 };
 use crate::families;
 use crate::source::formats;
@@ -555,6 +555,9 @@ impl Store {
                 // The syncer may have given up waiting: nothing to do then.
                 let _ = reply.send(registers);
             }
+            Message::ExportHandover { window_ms, reply } => {
+                let _ = reply.send(self.upstream.handover(window_ms));
+            }
         }
     }
 
@@ -630,7 +633,12 @@ impl Store {
             Event::Stat(ref report) => self.upstream.stat(report),
             Event::Health(ref h) => self.upstream.health(h),
             Event::Fido2Health { up } => self.upstream.fido2_health(up),
-            Event::Fido2(ref e) => self.upstream.fido2(e, &self.horizon),
+            Event::Fido2(ref e) => {
+                let active = self.upstream.fido2(e, &self.horizon);
+                if let (Some(user), Some(cluster)) = (active, &mut self.cluster) {
+                    cluster.insert(UserSet::Fido2Users, e.timestamp_ms, user, &self.horizon);
+                }
+            }
             Event::Fido2Synced { until_ms } => self.upstream.fido2_synced(until_ms),
             Event::Fido2Skipped { reason } => c.fido2_skipped[reason as usize] += 1,
             Event::ServerLog(e) => {
@@ -698,6 +706,7 @@ impl Store {
             Event::Rotated => c.rotations += 1,
             Event::Truncated => c.truncations += 1,
             Event::FileLost => c.files_lost += 1,
+            Event::Leadership(ref change) => self.upstream.leadership(change),
             Event::Cluster(ref report) => {
                 if let Some(cluster) = &mut self.cluster {
                     cluster.report(report);
@@ -768,7 +777,7 @@ fn count_active(
     horizon: &Horizon,
 ) {
     if let Some(cluster) = cluster {
-        cluster.insert(timestamp_ms, user, horizon);
+        cluster.insert(UserSet::Users, timestamp_ms, user, horizon);
     }
     match users.insert(timestamp_ms, user, horizon) {
         Insert::Counted => {}

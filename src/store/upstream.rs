@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::persist::model::{key, parse_key, Fido2Section, HistogramRepr, Persisted, SnapshotOut};
 use super::sketch::{ActiveUsers, Horizon};
+use crate::event::{Handover, Leadership, UserKey};
 use crate::families;
 use crate::upstream::fido2::{Authenticator, Fido2Entry, Operation, Status};
 use crate::upstream::health::HealthReport;
@@ -115,6 +116,9 @@ pub struct UpstreamView {
     pub fido2_fallbacks: BTreeMap<String, u64>,
     pub fido2_duplicates: u64,
     pub fido2_active: [u64; 3],
+    /// Whether this sidecar polls the cluster-wide endpoints (stat, FIDO2 entries):
+    /// `None` until the pollers start, or when none is configured (not persisted).
+    pub poller_leader: Option<bool>,
 }
 
 /// Everything from upstream, persisted in the snapshot.
@@ -132,7 +136,14 @@ pub struct UpstreamFigures {
     seen: BTreeMap<u64, i64>,
     pub fido2_synced_ms: Option<i64>,
     retain_months: usize,
+    /// Took over polling with nothing handed over: the next stat answer only sets the
+    /// high-water marks, since another sidecar may have counted up to it.
+    stat_baseline: bool,
 }
+
+/// FIDO2 ids a handover names at most (the newest): enough for an overlap window of
+/// minutes at hundreds of ceremonies a second, small enough for one Redis value.
+pub const HANDOVER_SEEN_MAX: usize = 20_000;
 
 /// Admits `value` to a capped label set; past the cap it is `other`.
 fn capped(set: &mut Vec<String>, cap: usize, value: &str) -> String {
@@ -160,6 +171,68 @@ impl UpstreamFigures {
             seen: BTreeMap::new(),
             fido2_synced_ms: None,
             retain_months,
+            stat_baseline: false,
+        }
+    }
+
+    /// A change of who polls the cluster-wide endpoints. A handover raises the marks
+    /// and the FIDO2 window to where the previous poller stopped, counting nothing.
+    pub fn leadership(&mut self, change: &Leadership) {
+        match change {
+            Leadership::Alone => self.view.poller_leader = Some(true),
+            Leadership::Lost => self.view.poller_leader = Some(false),
+            Leadership::Acquired(None) => {
+                self.view.poller_leader = Some(true);
+                self.stat_baseline = true;
+            }
+            Leadership::Acquired(Some(h)) => {
+                self.view.poller_leader = Some(true);
+                for (month, grant, token, n) in &h.stat_high_water {
+                    let key = (
+                        *month,
+                        crate::event::grant_label(grant).to_string(),
+                        crate::event::token_label(token).to_string(),
+                    );
+                    let high = self.high_water.entry(key).or_insert(0);
+                    *high = (*high).max(*n);
+                }
+                self.trim_months();
+                for &(id, ts) in h.fido2_seen.iter().take(HANDOVER_SEEN_MAX) {
+                    self.seen.entry(id).or_insert(ts);
+                }
+                if let Some(t) = h.fido2_synced_ms {
+                    self.fido2_synced(t);
+                }
+            }
+        }
+    }
+
+    /// What the next poller needs to continue without counting anything twice: the
+    /// marks, the FIDO2 window, and the entries counted within `window_ms` before its
+    /// end (the newest [`HANDOVER_SEEN_MAX`]).
+    pub fn handover(&self, window_ms: i64) -> Handover {
+        let mut seen: Vec<(u64, i64)> = match self.fido2_synced_ms {
+            Some(t) => self
+                .seen
+                .iter()
+                .filter(|(_, ts)| **ts >= t.saturating_sub(window_ms))
+                .map(|(id, ts)| (*id, *ts))
+                .collect(),
+            None => Vec::new(),
+        };
+        if seen.len() > HANDOVER_SEEN_MAX {
+            seen.sort_unstable_by_key(|(id, ts)| (std::cmp::Reverse(*ts), *id));
+            seen.truncate(HANDOVER_SEEN_MAX);
+        }
+        seen.sort_unstable();
+        Handover {
+            stat_high_water: self
+                .high_water
+                .iter()
+                .map(|((m, g, t), n)| (*m, g.clone(), t.clone(), *n))
+                .collect(),
+            fido2_synced_ms: self.fido2_synced_ms,
+            fido2_seen: seen,
         }
     }
 
@@ -423,7 +496,9 @@ impl UpstreamFigures {
                 // A new month starts from zero; a decrease (stale cache, restarted
                 // node) is not negative, and only growth past the high-water mark counts.
                 let high = self.high_water.entry(key).or_insert(0);
-                if value > *high {
+                if self.stat_baseline {
+                    *high = (*high).max(value);
+                } else if value > *high {
                     *self
                         .view
                         .tokens_issued
@@ -433,7 +508,12 @@ impl UpstreamFigures {
                 }
             }
         }
-        // Bounded: keep the newest `retain_months` months.
+        self.stat_baseline = false;
+        self.trim_months();
+    }
+
+    /// Bounded: keeps the newest `retain_months` months.
+    fn trim_months(&mut self) {
         let months: Vec<u32> = self
             .view
             .stat_mau
@@ -459,10 +539,12 @@ impl UpstreamFigures {
         self.view.fido2_up = Some(up);
     }
 
-    pub fn fido2(&mut self, e: &Fido2Entry, horizon: &Horizon) {
+    /// Counts an entry not counted before; returns the user it makes active (a
+    /// successful registration or authentication), for the cluster-wide union.
+    pub fn fido2(&mut self, e: &Fido2Entry, horizon: &Horizon) -> Option<UserKey> {
         if self.seen.contains_key(&e.id) {
             self.view.fido2_duplicates += 1;
-            return;
+            return None;
         }
         self.seen.insert(e.id, e.timestamp_ms);
         let v = &mut self.view;
@@ -494,7 +576,9 @@ impl UpstreamFigures {
         {
             // A FIDO2 clock far ahead is refused like an audit record's.
             let _ = self.fido2_users.insert(e.timestamp_ms, user, horizon);
+            return Some(user);
         }
+        None
     }
 
     pub fn fido2_synced(&mut self, until_ms: i64) {
@@ -556,6 +640,94 @@ mod tests {
             u.view.stat_tokens[&(202611, "authorization_code".into(), "access_token".into())],
             16
         );
+    }
+
+    #[test]
+    fn a_takeover_continues_from_the_handed_over_marks_and_counts_nothing_twice() {
+        // Sidecar A polls and counts 10 → 15; B takes over from A's handover.
+        let mut a = UpstreamFigures::new(14, 13);
+        a.leadership(&Leadership::Acquired(None));
+        a.stat(&report(202611, 10));
+        assert_eq!(issued(&a), 0, "the first holder only sets the marks");
+        a.stat(&report(202611, 15));
+        assert_eq!(issued(&a), 5);
+        let h = a.handover(300_000);
+        assert_eq!(
+            h.stat_high_water,
+            vec![(
+                202611,
+                "authorization_code".into(),
+                "access_token".into(),
+                15
+            )]
+        );
+        a.leadership(&Leadership::Lost);
+        assert_eq!(a.view.poller_leader, Some(false));
+
+        let mut b = UpstreamFigures::new(14, 13);
+        // B polled long ago, when the month stood at 4.
+        b.stat(&report(202611, 4));
+        let before = issued(&b);
+        b.leadership(&Leadership::Acquired(Some(h)));
+        assert_eq!(issued(&b), before, "a handover counts nothing by itself");
+        b.stat(&report(202611, 21));
+        assert_eq!(issued(&b) - before, 6, "only growth past A's 15");
+        assert_eq!(issued(&a) + issued(&b) - before, 21 - 10);
+        assert_eq!(b.view.poller_leader, Some(true));
+    }
+
+    #[test]
+    fn a_handover_names_the_entries_of_the_overlap_and_they_are_not_counted_again() {
+        let h = Horizon::default();
+        let mut a = UpstreamFigures::new(14, 13);
+        let base = 1_795_392_000_000;
+        let ok = |id: u64, at: i64| {
+            let mut e = entry(id, None);
+            e.status = Status::Success;
+            e.timestamp_ms = at;
+            e
+        };
+        for id in 0..10u64 {
+            a.fido2(&ok(id, base + id as i64 * 60_000), &h);
+        }
+        a.fido2_synced(base + 10 * 60_000);
+        // A 5-minute overlap names the entries of the last 5 minutes only.
+        let handed = a.handover(300_000);
+        assert_eq!(handed.fido2_synced_ms, Some(base + 600_000));
+        assert_eq!(
+            handed
+                .fido2_seen
+                .iter()
+                .map(|(id, _)| *id)
+                .collect::<Vec<_>>(),
+            vec![5, 6, 7, 8, 9]
+        );
+        let mut b = UpstreamFigures::new(14, 13);
+        b.leadership(&Leadership::Acquired(Some(handed)));
+        assert_eq!(b.fido2_synced_ms, Some(base + 600_000));
+        // B's first window re-reads the overlap: those entries are duplicates.
+        for id in 5..12u64 {
+            b.fido2(&ok(id, base + id as i64 * 60_000), &h);
+        }
+        let counted: u64 = b.view.fido2_operations.values().sum();
+        assert_eq!((counted, b.view.fido2_duplicates), (2, 5));
+    }
+
+    #[test]
+    fn a_handover_is_bounded() {
+        let h = Horizon::default();
+        let mut a = UpstreamFigures::new(14, 13);
+        let base = 1_795_392_000_000;
+        let n = HANDOVER_SEEN_MAX as u64 + 500;
+        for id in 0..n {
+            let mut e = entry(id, None);
+            e.timestamp_ms = base + id as i64;
+            a.fido2(&e, &h);
+        }
+        a.fido2_synced(base + n as i64);
+        let handed = a.handover(i64::MAX / 2);
+        assert_eq!(handed.fido2_seen.len(), HANDOVER_SEEN_MAX);
+        assert_eq!(handed.fido2_seen[0].0, 500, "the newest are kept");
     }
 
     #[test]

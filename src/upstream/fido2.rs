@@ -166,6 +166,7 @@ impl Poller for Fido2Poller {
     fn poll<'a>(
         &'a mut self,
         events: &'a mut Vec<Event>,
+        leading: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
         Box::pin(async move {
             let health_url = self.client.url("/jans-fido2/restv1/metrics/health");
@@ -178,6 +179,12 @@ impl Poller for Fido2Poller {
                         .and_then(Value::as_str)
                         .is_some_and(|s| s.eq_ignore_ascii_case("UP"))
                 });
+            if !leading {
+                // The entries are the cluster's: another sidecar reads them. The
+                // service's health is this sidecar's to report all the same.
+                events.push(Event::Fido2Health { up });
+                return up;
+            }
             let until_ms = chrono::Utc::now().timestamp_millis();
             let url = self.client.url(ENTRIES_PATH);
             let query = [
@@ -225,6 +232,14 @@ impl Poller for Fido2Poller {
     }
     fn target(&self) -> String {
         super::shown_url(&self.client.url(ENTRIES_PATH))
+    }
+    fn cluster_wide(&self) -> bool {
+        true
+    }
+    fn take_over(&mut self, term: &super::leader::Term) {
+        if let Some(since) = term.fido2_since_ms {
+            self.since_ms = self.since_ms.max(since);
+        }
     }
 }
 

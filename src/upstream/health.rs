@@ -30,6 +30,7 @@ impl Poller for HealthPoller {
     fn poll<'a>(
         &'a mut self,
         events: &'a mut Vec<Event>,
+        _leading: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
         Box::pin(async move {
             let url = self.client.url(HEALTH_PATH);

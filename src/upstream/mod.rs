@@ -3,6 +3,7 @@
 
 pub mod fido2;
 pub mod health;
+pub mod leader;
 pub mod stat;
 
 use std::path::PathBuf;
@@ -626,30 +627,49 @@ pub fn next_delay(interval: Duration, failures: u32, rng: &mut fastrand::Rng) ->
 
 /// Something polled on an interval.
 pub trait Poller: Send {
-    /// One poll; `Ok` when the upstream answered usefully.
+    /// One poll; `Ok` when the upstream answered usefully. `leading`: this sidecar
+    /// holds the lease on the cluster-wide endpoints (always, without a cluster).
     fn poll<'a>(
         &'a mut self,
         events: &'a mut Vec<Event>,
+        leading: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
     fn interval(&self) -> Duration;
     fn name(&self) -> &'static str;
     /// The URL it polls, as it may be shown (see [`shown_url`]).
     fn target(&self) -> String;
+    /// It polls figures the whole cluster shares: it is woken when this sidecar takes
+    /// the lease, and told where the previous holder stopped.
+    fn cluster_wide(&self) -> bool {
+        false
+    }
+    /// A new term began: continue from where the previous holder stopped.
+    fn take_over(&mut self, _term: &leader::Term) {}
 }
 
 /// Runs a poller until `cancel` fires, sending each poll's events to the store. Every
-/// await (the poll, the send, the pause) gives way to cancellation.
+/// await (the poll, the send, the pause) gives way to cancellation; a cluster-wide
+/// poller also wakes when this sidecar takes the lease, to poll at once.
 pub async fn run(
     mut poller: Box<dyn Poller>,
     tx: tokio::sync::mpsc::Sender<Message>,
+    mut gate: leader::LeaderGate,
     cancel: CancellationToken,
 ) {
     let mut rng = fastrand::Rng::new();
     let mut failures = 0u32;
+    let mut term_seen = 0u64;
     loop {
+        let term = gate.leading();
+        if let (Some(t), true) = (term, poller.cluster_wide()) {
+            if t.number != term_seen {
+                poller.take_over(&t);
+                term_seen = t.number;
+            }
+        }
         let mut events = Vec::new();
         let ok = tokio::select! {
-            ok = poller.poll(&mut events) => ok,
+            ok = poller.poll(&mut events, term.is_some()) => ok,
             _ = cancel.cancelled() => return,
         };
         if !events.is_empty() {
@@ -669,10 +689,20 @@ pub async fn run(
                 "upstream poll failed; retrying with backoff"
             );
         }
-        let delay = next_delay(poller.interval(), failures, &mut rng);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => return,
+        let deadline =
+            tokio::time::Instant::now() + next_delay(poller.interval(), failures, &mut rng);
+        let was_leading = term.is_some();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = cancel.cancelled() => return,
+                // Renewals wake this too: only a new lease cuts the pause short.
+                _ = gate.changed(), if poller.cluster_wide() => {
+                    if !was_leading && gate.leading().is_some() {
+                        break;
+                    }
+                }
+            }
         }
     }
 }

@@ -92,8 +92,13 @@ impl Poller for StatPoller {
     fn poll<'a>(
         &'a mut self,
         events: &'a mut Vec<Event>,
+        leading: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
         Box::pin(async move {
+            // Another sidecar polls the cluster's counts: nothing to ask, nothing wrong.
+            if !leading {
+                return true;
+            }
             let (previous, current) = months_to_poll(Utc::now());
             let url = self.client.url(STAT_PATH);
             let query = [("month", format!("{previous} {current}"))];
@@ -128,6 +133,9 @@ impl Poller for StatPoller {
     }
     fn target(&self) -> String {
         super::shown_url(&self.client.url(STAT_PATH))
+    }
+    fn cluster_wide(&self) -> bool {
+        true
     }
 }
 

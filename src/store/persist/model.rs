@@ -9,7 +9,7 @@ use base64::Engine;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::event::FileCheckpoint;
+use crate::event::{FileCheckpoint, UserSet};
 use crate::families::Family;
 use crate::store::redis_hll::RedisRegisters;
 use crate::store::sketch::{ActiveUsers, SketchRepr, PERIOD_KINDS};
@@ -237,8 +237,8 @@ pub struct Persisted {
     pub sketches: SketchSets,
     pub fido2: Fido2Section,
     pub pending: PendingSection,
-    /// Redis-compatible registers per period kind and period key, packed 6 bits each
-    /// as in Redis's dense encoding (version 4; only with a cluster configured).
+    /// Redis-compatible registers per user set, period kind and period key, packed 6
+    /// bits each as in Redis's dense encoding (version 4; only with a cluster configured).
     pub cluster_registers: ClusterRegistersIn,
     /// Sections (or single sketches) that could not be read, by section name.
     pub dropped: Vec<&'static str>,
@@ -275,47 +275,58 @@ pub struct SnapshotOut<'a> {
     pub sketch_sets: Vec<(&'static str, &'a ActiveUsers)>,
     pub fido2: Fido2Section,
     pub pending: PendingSection,
-    pub cluster_registers: Option<&'a ActiveUsers<RedisRegisters>>,
+    /// The registers of [`UserSet::ALL`], in that order.
+    pub cluster_registers: Option<[&'a ActiveUsers<RedisRegisters>; 2]>,
 }
 
-/// `{kind: {period: base64 of the packed registers}}`.
-struct ClusterRegistersOut<'a>(Option<&'a ActiveUsers<RedisRegisters>>);
+/// `{set: {kind: {period: base64 of the packed registers}}}`, the sets in
+/// [`UserSet::ALL`] order.
+struct ClusterRegistersOut<'a>(Option<[&'a ActiveUsers<RedisRegisters>; 2]>);
 
 impl Serialize for ClusterRegistersOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        if let Some(registers) = self.0 {
-            for kind in PERIOD_KINDS {
-                let Some(periods) = registers.periods(kind) else {
-                    continue;
-                };
-                let encoded: BTreeMap<String, String> = periods
-                    .iter()
-                    .map(|(k, r)| (k.to_string(), b64(&r.packed())))
-                    .collect();
-                map.serialize_entry(kind, &encoded)?;
+        if let Some(sets) = self.0 {
+            for (set, registers) in UserSet::ALL.iter().zip(sets) {
+                let mut kinds = BTreeMap::new();
+                for kind in PERIOD_KINDS {
+                    let Some(periods) = registers.periods(kind) else {
+                        continue;
+                    };
+                    let encoded: BTreeMap<String, String> = periods
+                        .iter()
+                        .map(|(k, r)| (k.to_string(), b64(&r.packed())))
+                        .collect();
+                    kinds.insert(kind, encoded);
+                }
+                map.serialize_entry(set.as_str(), &kinds)?;
             }
         }
         map.end()
     }
 }
 
-/// Packed registers by period kind and period key, as loaded.
-pub type ClusterRegistersIn = BTreeMap<String, BTreeMap<u32, Vec<u8>>>;
+/// Packed registers by (set, period kind) and period key, as loaded.
+pub type ClusterRegistersIn = BTreeMap<(String, String), BTreeMap<u32, Vec<u8>>>;
 
 /// Reads the cluster registers section; a period that does not decode costs itself.
 fn decode_cluster_registers(raw: &str) -> Result<(ClusterRegistersIn, usize), serde_json::Error> {
-    let json: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(raw)?;
+    type Json = BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>;
+    let json: Json = serde_json::from_str(raw)?;
     let e = base64::engine::general_purpose::STANDARD;
     let mut bad = 0;
     let mut out = ClusterRegistersIn::new();
-    for (kind, periods) in json {
-        for (period, text) in periods {
-            match (period.parse::<u32>(), e.decode(text.as_bytes())) {
-                (Ok(p), Ok(bytes)) => {
-                    out.entry(kind.clone()).or_default().insert(p, bytes);
+    for (set, kinds) in json {
+        for (kind, periods) in kinds {
+            for (period, text) in periods {
+                match (period.parse::<u32>(), e.decode(text.as_bytes())) {
+                    (Ok(p), Ok(bytes)) => {
+                        out.entry((set.clone(), kind.clone()))
+                            .or_default()
+                            .insert(p, bytes);
+                    }
+                    _ => bad += 1,
                 }
-                _ => bad += 1,
             }
         }
     }

@@ -35,19 +35,24 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
         &CALL_BUCKETS,
         [(vec![], &c.duration)],
     )?;
-    let current: Vec<(&str, u64)> = PeriodKind::ALL
-        .iter()
-        .zip(c.current)
-        .filter_map(|(k, n)| Some((k.as_str(), n?)))
-        .collect();
-    if !current.is_empty() {
-        gauges(
-            enc,
-            &families::CLUSTER_ACTIVE_USERS,
-            current
-                .iter()
-                .map(|(p, n)| (vec![("period", *p)], *n as f64)),
-        )?;
+    for (family, figures) in [
+        (&families::CLUSTER_ACTIVE_USERS, c.current),
+        (&families::CLUSTER_FIDO2_ACTIVE_USERS, c.fido2_current),
+    ] {
+        let current: Vec<(&str, u64)> = PeriodKind::ALL
+            .iter()
+            .zip(figures)
+            .filter_map(|(k, n)| Some((k.as_str(), n?)))
+            .collect();
+        if !current.is_empty() {
+            gauges(
+                enc,
+                family,
+                current
+                    .iter()
+                    .map(|(p, n)| (vec![("period", *p)], *n as f64)),
+            )?;
+        }
     }
     if !c.monthly.is_empty() {
         let months: Vec<(String, u64)> =

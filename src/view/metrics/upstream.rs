@@ -57,6 +57,9 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
             }),
         )?;
     }
+    if let Some(leading) = u.poller_leader {
+        gauge(enc, &families::UPSTREAM_POLLER_LEADER, bool_value(leading))?;
+    }
     if !u.stat_mau.is_empty() {
         let months: Vec<(String, u64)> = u
             .stat_mau
