@@ -246,7 +246,7 @@ fn three_sidecars_with_overlapping_users_report_one_union_within_two_percent() {
         return;
     };
     let parts = [0..4000, 2000..6000, 4500..9000];
-    let sidecars: Vec<Exporter> = parts
+    let mut sidecars: Vec<Exporter> = parts
         .iter()
         .enumerate()
         .map(|(i, r)| sidecar(dir.path(), &format!("pod{i}"), &redis.url(), r.clone()).0)
@@ -254,6 +254,8 @@ fn three_sidecars_with_overlapping_users_report_one_union_within_two_percent() {
     for (e, r) in sidecars.iter().zip(&parts) {
         wait_for_records(e, u64::from(r.end - r.start));
     }
+    // A replica that served nobody yet answers the union all the same.
+    let idle = sidecar(dir.path(), "idle", &redis.url(), 0..0).0;
     // Once every sidecar has synced after all have, they all answer the union.
     let union = wait_cluster_month(&sidecars[0], |n| n > 8000.0);
     for e in &sidecars {
@@ -267,6 +269,12 @@ fn three_sidecars_with_overlapping_users_report_one_union_within_two_percent() {
     let truth = 9000.0;
     assert!((answers[0] - truth).abs() / truth <= 0.02, "{answers:?}");
     assert!(union <= answers[0]);
+    wait_next_sync(&idle);
+    assert_eq!(series(&idle, CLUSTER_MONTH), Some(answers[0]), "the idle replica");
+    assert_eq!(series(&idle, LOCAL_MONTH), Some(0.0));
+    let month = chrono::Utc::now().format("%Y%m").to_string();
+    assert_eq!(stat_mau(&idle, &month), answers[0]);
+    sidecars.push(idle);
     // Each pod's own figure stays its own.
     for (e, r) in sidecars.iter().zip(&parts) {
         let own = series(e, LOCAL_MONTH).unwrap();
@@ -361,4 +369,286 @@ fn a_restarted_sidecar_merges_its_saved_registers_again() {
         800.0,
         "nothing was read twice"
     );
+}
+
+// ---- One poller of the cluster-wide endpoints -------------------------------------
+
+#[path = "common/fake_janssen.rs"]
+mod fake_janssen;
+
+use fake_janssen::{FakeJanssen, CLIENT_ID, CLIENT_SECRET};
+
+const LEADER: &str = "jans_upstream_poller_leader";
+
+/// A sidecar polling `fake` (stat, health, FIDO2 every second), in a cluster through
+/// `url`.
+fn polling_sidecar(root: &Path, name: &str, url: &str, fake: &FakeJanssen) -> Exporter {
+    sidecar_in(root, name, url, 0..0, "", Some(fake))
+}
+
+/// A sidecar whose log holds `users`, with `cluster_extra` in `[cluster]`, polling
+/// `fake` if given.
+fn sidecar_in(
+    root: &Path,
+    name: &str,
+    url: &str,
+    users: Range<u32>,
+    cluster_extra: &str,
+    fake: Option<&FakeJanssen>,
+) -> Exporter {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("audit.log");
+    write_users(&log, users, now_ms());
+    let upstream = fake.map_or(String::new(), |fake| format!(
+        "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"1s\"\nhealth_interval = \"1s\"\nfido2_interval = \"1s\"\ntimeout = \"500ms\"\nfido2_overlap = \"10s\"\n",
+        fake.base()
+    ));
+    Exporter::start(&cluster_config(&dir, &log, url, &format!("{cluster_extra}{upstream}")))
+}
+
+/// The month's client-credentials access tokens as the stat endpoint reports them.
+fn set_m2m_tokens(fake: &FakeJanssen, n: u64) {
+    let month = chrono::Utc::now().format("%Y%m").to_string().parse().unwrap();
+    fake.set_tokens(month, 1, &[("client_credentials", "access_token", n)]);
+}
+
+/// `n` successful passkey authentications of distinct users, at `at_ms`.
+fn add_ceremonies(fake: &FakeJanssen, ids: Range<u32>, at_ms: i64) {
+    fake.with(|s| {
+        for i in ids {
+            s.fido2_entries.push(serde_json::json!({
+                "id": format!("ceremony-{i}"),
+                "timestamp": at_ms,
+                "username": format!("passkey-user-{i}"),
+                "operationType": "AUTHENTICATION",
+                "status": "SUCCESS",
+                "authenticatorType": "platform",
+                "durationMs": 800,
+            }));
+        }
+    });
+}
+
+const M2M_ISSUED: &str =
+    "jans_tokens_issued_total{grant_type=\"client_credentials\",token_type=\"access_token\"}";
+const M2M_REPORTED: &str = "jans_upstream_tokens";
+
+/// Index of the one sidecar leading, once exactly one of `live` says 1 and the others 0.
+fn the_leader(sidecars: &[Exporter], live: &[usize]) -> usize {
+    wait_for(Duration::from_secs(30), || {
+        let states: Vec<Option<f64>> = live.iter().map(|i| series(&sidecars[*i], LEADER)).collect();
+        let leaders: Vec<usize> = live
+            .iter()
+            .zip(&states)
+            .filter(|(_, s)| **s == Some(1.0))
+            .map(|(i, _)| *i)
+            .collect();
+        (leaders.len() == 1 && states.iter().all(|s| s.is_some())).then(|| leaders[0])
+    })
+    .unwrap_or_else(|| {
+        let states: Vec<Option<f64>> = live.iter().map(|i| series(&sidecars[*i], LEADER)).collect();
+        panic!("never exactly one leader among {live:?}: {states:?}")
+    })
+}
+
+fn issued(e: &Exporter) -> f64 {
+    series(e, M2M_ISSUED).unwrap_or(0.0)
+}
+
+fn ceremonies(e: &Exporter) -> f64 {
+    family_sum(&e.metrics(), "jans_fido2_operations_total")
+}
+
+/// Waits until the leader's figures reach `issued_total` and `ceremonies_total`.
+fn wait_leader_counted(e: &Exporter, issued_total: f64, ceremonies_total: f64) {
+    wait_for(Duration::from_secs(30), || {
+        (issued(e) == issued_total && ceremonies(e) == ceremonies_total).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "leader never counted {issued_total} tokens and {ceremonies_total} ceremonies (has {} and {}):\n{}",
+            issued(e),
+            ceremonies(e),
+            e.log_text()
+        )
+    });
+}
+
+/// The handover in Redis, once it names `tokens` as the month's mark.
+fn wait_handover_mark(redis: &RedisServer, tokens: u64) {
+    let key = format!("{{{PREFIX}}}:poller:handover");
+    let found = wait_for(Duration::from_secs(30), || {
+        let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut redis.conn()).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes?).ok()?;
+        v["stat_high_water"]
+            .as_array()?
+            .iter()
+            .any(|m| m["grant_type"] == "client_credentials" && m["count"] == tokens)
+            .then_some(())
+    });
+    assert!(found.is_some(), "the handover never reached {tokens}");
+}
+
+/// Three replicas, one stat endpoint and one FIDO2 API for all. Whatever the leader
+/// changes (a clean stop, then a crash), the sum over the sidecars of each counter is
+/// the growth the upstream reported while they ran: nothing counted twice, nothing lost.
+#[test]
+fn one_sidecar_polls_the_cluster_wide_endpoints_and_the_next_continues_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let fake = FakeJanssen::start();
+    set_m2m_tokens(&fake, 100);
+    let start_ms = now_ms();
+    add_ceremonies(&fake, 0..10, start_ms - 60_000);
+    let mut sidecars: Vec<Exporter> = (0..3)
+        .map(|i| polling_sidecar(dir.path(), &format!("pod{i}"), &redis.url(), &fake))
+        .collect();
+    let mut live = vec![0, 1, 2];
+
+    // The first holder finds no handover: the month so far (100) is its starting
+    // mark, not growth; the 10 earlier ceremonies are read from its backfill.
+    let first = the_leader(&sidecars, &live);
+    let reported = format!(
+        "{M2M_REPORTED}{{month=\"{}\",grant_type=\"client_credentials\",token_type=\"access_token\"}}",
+        chrono::Utc::now().format("%Y%m")
+    );
+    wait_for(Duration::from_secs(30), || {
+        (series(&sidecars[first], &reported) == Some(100.0)).then_some(())
+    })
+    .expect("the leader polls the stat endpoint");
+    wait_leader_counted(&sidecars[first], 0.0, 10.0);
+    set_m2m_tokens(&fake, 130);
+    add_ceremonies(&fake, 10..15, now_ms());
+    wait_leader_counted(&sidecars[first], 30.0, 15.0);
+    for &i in live.iter().filter(|i| **i != first) {
+        assert_eq!(issued(&sidecars[i]), 0.0, "a follower counted tokens");
+        assert_eq!(ceremonies(&sidecars[i]), 0.0, "a follower counted ceremonies");
+        assert_eq!(series(&sidecars[i], LEADER), Some(0.0));
+    }
+    // Followers never asked for the cluster's figures; every sidecar checks its own
+    // auth server's health.
+    let stat_calls = fake.with(|s| {
+        s.requests
+            .iter()
+            .filter(|r| r.contains("/internal/stat"))
+            .count()
+    });
+    assert!(stat_calls >= 2);
+
+    // A clean stop hands over at once.
+    let final_first = (issued(&sidecars[first]), ceremonies(&sidecars[first]));
+    assert!(sidecars[first].terminate(Duration::from_secs(20)).is_some());
+    live.retain(|i| *i != first);
+    let second = the_leader(&sidecars, &live);
+    set_m2m_tokens(&fake, 175);
+    add_ceremonies(&fake, 15..22, now_ms());
+    // It re-reads the 10 s overlap (ceremonies 10..15 again) and counts none twice.
+    wait_leader_counted(&sidecars[second], 45.0, 7.0);
+    assert!(
+        series(&sidecars[second], "jans_exporter_fido2_duplicate_entries_total").unwrap_or(0.0)
+            >= 5.0,
+        "the overlap was read again"
+    );
+
+    // A crash: once the handover holds what the second holder counted, and its
+    // passkey users are merged (a crashed pod's registers otherwise come back from its
+    // snapshot when it restarts), SIGKILL it.
+    wait_handover_mark(&redis, 175);
+    // Two: one in flight may have read its registers before the last ceremonies.
+    wait_next_sync(&sidecars[second]);
+    wait_next_sync(&sidecars[second]);
+    let final_second = (issued(&sidecars[second]), ceremonies(&sidecars[second]));
+    sidecars[second].kill9();
+    live.retain(|i| *i != second);
+    let third = the_leader(&sidecars, &live);
+    set_m2m_tokens(&fake, 190);
+    add_ceremonies(&fake, 22..25, now_ms());
+    wait_leader_counted(&sidecars[third], 15.0, 3.0);
+
+    let tokens = final_first.0 + final_second.0 + issued(&sidecars[third]);
+    let passkeys = final_first.1 + final_second.1 + ceremonies(&sidecars[third]);
+    assert_eq!(tokens, 190.0 - 100.0, "each token counted once");
+    assert_eq!(passkeys, 25.0, "each ceremony counted once");
+    // The passkey users of every holder are in one union.
+    let month = "jans_cluster_fido2_active_users{period=\"month\"}";
+    let users = wait_for(Duration::from_secs(30), || {
+        series(&sidecars[third], month).filter(|n| *n >= 24.0)
+    })
+    .unwrap_or_else(|| panic!("passkey union: {:?}", series(&sidecars[third], month)));
+    assert!((users - 25.0).abs() <= 1.0, "{users}");
+}
+
+/// Redis Cluster: every key of a sidecar carries the one hash tag, so each script runs
+/// on the node owning its slot; the union and the lease work as on one server.
+#[test]
+fn a_redis_cluster_holds_the_union_and_the_lease_on_the_node_owning_the_hash_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cluster) = redis_server::RedisCluster::start(dir.path()) else {
+        return;
+    };
+    let fake = FakeJanssen::start();
+    set_m2m_tokens(&fake, 10);
+    // Seeded with the node that does not own the tag: redirections are followed.
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(format!("{{{PREFIX}}}"))
+        .query(&mut cluster.nodes[0].conn())
+        .unwrap();
+    let owner = cluster.owner_of(slot);
+    let seed = cluster.nodes.iter().find(|n| n.port != owner.port).unwrap();
+    let mode = "mode = \"cluster\"\n";
+    let sidecars = [
+        sidecar_in(dir.path(), "a", &seed.url(), 0..2000, mode, Some(&fake)),
+        sidecar_in(dir.path(), "b", &seed.url(), 1000..3000, mode, Some(&fake)),
+    ];
+    the_leader(&sidecars, &[0, 1]);
+    for e in &sidecars {
+        wait_for_records(e, 2000);
+    }
+    wait_cluster_month(&sidecars[0], |n| n > 2900.0);
+    for e in &sidecars {
+        wait_next_sync(e);
+    }
+    let answers: Vec<f64> = sidecars
+        .iter()
+        .map(|e| series(e, CLUSTER_MONTH).unwrap())
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+    assert!((answers[0] - 3000.0).abs() / 3000.0 <= 0.02, "{answers:?}");
+    let pfcount: u64 = redis::cmd("PFCOUNT")
+        .arg(month_key(now_ms()))
+        .query(&mut owner.conn())
+        .unwrap();
+    assert_eq!(pfcount as f64, answers[0]);
+    let lease: Option<String> = redis::cmd("GET")
+        .arg(format!("{{{PREFIX}}}:poller:lease"))
+        .query(&mut owner.conn())
+        .unwrap();
+    assert!(lease.is_some(), "the lease lives on the owner node");
+    for n in cluster.nodes.iter().filter(|n| n.port != owner.port) {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut n.conn()).unwrap();
+        assert!(keys.is_empty(), "keys outside the tag's node: {keys:?}");
+    }
+}
+
+/// Sentinel: the sidecar asks the sentinels for the master and merges there.
+#[test]
+fn a_master_found_through_sentinel_holds_the_union() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(master) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let sentinel = redis_server::start_sentinel(dir.path(), master.port, "jx-master");
+    let extra = "mode = \"sentinel\"\nsentinel_master = \"jx-master\"\n";
+    let e = sidecar_in(dir.path(), "a", &sentinel.url(), 0..500, extra, None);
+    wait_for_records(&e, 500);
+    let counted = wait_cluster_month(&e, |n| n > 480.0);
+    let pfcount: u64 = redis::cmd("PFCOUNT")
+        .arg(month_key(now_ms()))
+        .query(&mut master.conn())
+        .unwrap();
+    assert_eq!(pfcount as f64, counted);
 }

@@ -64,8 +64,13 @@ pub struct Lease {
     /// The FIDO2 overlap: entries counted this long before the synced time are named
     /// in the handover, and a new holder's window starts this long before it.
     fido2_overlap_ms: i64,
+    /// With nothing handed over, a new holder's window starts no earlier than this
+    /// long ago (`upstream.fido2_backfill`).
+    fido2_backfill_ms: i64,
     term: u64,
     leading: bool,
+    /// The store has been told whether this sidecar leads (at the first answer).
+    told: bool,
     /// Hash of the handover last stored, to store it only when it changed.
     stored: Option<u64>,
     take: redis::Script,
@@ -85,7 +90,7 @@ impl Lease {
     pub fn new(
         prefix: &str,
         sync_interval: Duration,
-        fido2_overlap: Duration,
+        fido2: Fido2Window,
         gate: watch::Sender<Term>,
     ) -> Lease {
         let (_, ttl, valid) = timings(sync_interval);
@@ -95,9 +100,11 @@ impl Lease {
             handover_key: keys::handover(prefix),
             ttl,
             valid,
-            fido2_overlap_ms: i64::try_from(fido2_overlap.as_millis()).unwrap_or(i64::MAX),
+            fido2_overlap_ms: millis_i64(fido2.overlap),
+            fido2_backfill_ms: millis_i64(fido2.backfill),
             term: 0,
             leading: false,
+            told: false,
             stored: None,
             take: redis::Script::new(TAKE_OR_RENEW),
             release: redis::Script::new(RELEASE),
@@ -195,11 +202,13 @@ impl Lease {
                         }
                     }
                 };
-                let since = handover
-                    .as_ref()
-                    .and_then(|h| h.fido2_synced_ms)
-                    .unwrap_or_else(crate::store::now_ms)
-                    .saturating_sub(self.fido2_overlap_ms);
+                // Nothing handed over (the first holder, or a Redis that lost its
+                // data): the poller keeps its own window, but reaches back no further
+                // than a fresh start would.
+                let since = match handover.as_ref().and_then(|h| h.fido2_synced_ms) {
+                    Some(t) => t.saturating_sub(self.fido2_overlap_ms),
+                    None => crate::store::now_ms().saturating_sub(self.fido2_backfill_ms),
+                };
                 self.acquired(handover, Some(since), sent_at, tx).await;
             }
             _ => self.lose(tx).await,
@@ -222,6 +231,7 @@ impl Lease {
             "this sidecar now polls the cluster-wide endpoints (stat, FIDO2 entries)"
         );
         send(tx, Event::Leadership(Leadership::Acquired(handover))).await;
+        self.told = true;
         self.term += 1;
         self.leading = true;
         self.stored = None;
@@ -234,9 +244,12 @@ impl Lease {
 
     async fn lose(&mut self, tx: &mpsc::Sender<Message>) {
         self.gate.send_modify(|t| t.until = None);
-        if self.leading {
-            tracing::info!("another sidecar polls the cluster-wide endpoints now");
+        if self.leading || !self.told {
+            if self.leading {
+                tracing::info!("another sidecar polls the cluster-wide endpoints now");
+            }
             self.leading = false;
+            self.told = true;
             send(tx, Event::Leadership(Leadership::Lost)).await;
         }
     }
@@ -280,6 +293,17 @@ impl Lease {
         }
         self.leading = false;
     }
+}
+
+/// The FIDO2 poller's window settings (`upstream.fido2_overlap`, `fido2_backfill`).
+#[derive(Clone, Copy, Debug)]
+pub struct Fido2Window {
+    pub overlap: Duration,
+    pub backfill: Duration,
+}
+
+fn millis_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn millis(d: Duration) -> u64 {

@@ -106,10 +106,10 @@ impl ClusterSync {
     /// Also competes for the lease on the cluster-wide pollers, moving `gate`.
     pub fn with_lease(
         mut self,
-        fido2_overlap: Duration,
+        fido2: lease::Fido2Window,
         gate: tokio::sync::watch::Sender<crate::upstream::leader::Term>,
     ) -> ClusterSync {
-        self.lease = Some(Lease::new(&self.prefix, self.interval, fido2_overlap, gate));
+        self.lease = Some(Lease::new(&self.prefix, self.interval, fido2, gate));
         self
     }
 
@@ -192,11 +192,14 @@ impl ClusterSync {
                 return;
             }
         }
+        // A clean stop merges what was counted since the last sync and lets the lease
+        // go, within the pollers' shutdown grace; what does not fit is merged again
+        // from the snapshot at the next start, and the lease expires by itself.
+        let last = Duration::from_millis(400).min(self.timeout);
+        let _ = tokio::time::timeout(last, self.sync_once(&tx)).await;
         if let Some(lease) = &mut self.lease {
-            // Within the shutdown's grace for pollers; else the lease expires by itself.
             let release = lease.release(&mut self.redis, &self.instance, &tx);
-            let _ =
-                tokio::time::timeout(self.timeout.min(Duration::from_millis(800)), release).await;
+            let _ = tokio::time::timeout(last, release).await;
         }
     }
 

@@ -180,7 +180,13 @@ impl UpstreamFigures {
     pub fn leadership(&mut self, change: &Leadership) {
         match change {
             Leadership::Alone => self.view.poller_leader = Some(true),
-            Leadership::Lost => self.view.poller_leader = Some(false),
+            Leadership::Lost => {
+                self.view.poller_leader = Some(false);
+                // No longer polled here: a last failure must not keep alerting.
+                for e in [Endpoint::Stat, Endpoint::Fido2Entries] {
+                    self.view.calls[e as usize].up = None;
+                }
+            }
             Leadership::Acquired(None) => {
                 self.view.poller_leader = Some(true);
                 self.stat_baseline = true;
