@@ -7,6 +7,8 @@
     jansExporterSelector: 'job="jans-exporter"',
     // One alert per pod: the labels alerts aggregate by.
     groupLabels: 'job, namespace, instance',
+    // One alert per deployment, for figures polled from cluster-wide APIs (FIDO2).
+    deploymentLabels: 'job, namespace',
     // The label that tells clusters apart in dashboards (the `cluster` variable);
     // absent on a single cluster, where the variable's "All" matches everything.
     clusterLabel: 'cluster',
@@ -21,6 +23,8 @@
     fido2FailureRatio: '0.10',
     fido2MinEvents: 10,
     fido2SlowSeconds: 30,
+    // JansClusterSyncFailing fires when every sync of a sidecar failed this long.
+    clusterSyncFailingFor: '10m',
 
     dashboardTags: ['jans-exporter'],
     dashboardRefresh: '30s',

@@ -270,7 +270,11 @@ fn three_sidecars_with_overlapping_users_report_one_union_within_two_percent() {
     assert!((answers[0] - truth).abs() / truth <= 0.02, "{answers:?}");
     assert!(union <= answers[0]);
     wait_next_sync(&idle);
-    assert_eq!(series(&idle, CLUSTER_MONTH), Some(answers[0]), "the idle replica");
+    assert_eq!(
+        series(&idle, CLUSTER_MONTH),
+        Some(answers[0]),
+        "the idle replica"
+    );
     assert_eq!(series(&idle, LOCAL_MONTH), Some(0.0));
     let month = chrono::Utc::now().format("%Y%m").to_string();
     assert_eq!(stat_mau(&idle, &month), answers[0]);
@@ -404,12 +408,21 @@ fn sidecar_in(
         "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"1s\"\nhealth_interval = \"1s\"\nfido2_interval = \"1s\"\ntimeout = \"500ms\"\nfido2_overlap = \"10s\"\n",
         fake.base()
     ));
-    Exporter::start(&cluster_config(&dir, &log, url, &format!("{cluster_extra}{upstream}")))
+    Exporter::start(&cluster_config(
+        &dir,
+        &log,
+        url,
+        &format!("{cluster_extra}{upstream}"),
+    ))
 }
 
 /// The month's client-credentials access tokens as the stat endpoint reports them.
 fn set_m2m_tokens(fake: &FakeJanssen, n: u64) {
-    let month = chrono::Utc::now().format("%Y%m").to_string().parse().unwrap();
+    let month = chrono::Utc::now()
+        .format("%Y%m")
+        .to_string()
+        .parse()
+        .unwrap();
     fake.set_tokens(month, 1, &[("client_credentials", "access_token", n)]);
 }
 
@@ -525,7 +538,11 @@ fn one_sidecar_polls_the_cluster_wide_endpoints_and_the_next_continues_where_it_
     wait_leader_counted(&sidecars[first], 30.0, 15.0);
     for &i in live.iter().filter(|i| **i != first) {
         assert_eq!(issued(&sidecars[i]), 0.0, "a follower counted tokens");
-        assert_eq!(ceremonies(&sidecars[i]), 0.0, "a follower counted ceremonies");
+        assert_eq!(
+            ceremonies(&sidecars[i]),
+            0.0,
+            "a follower counted ceremonies"
+        );
         assert_eq!(series(&sidecars[i], LEADER), Some(0.0));
     }
     // Followers never asked for the cluster's figures; every sidecar checks its own
@@ -548,7 +565,11 @@ fn one_sidecar_polls_the_cluster_wide_endpoints_and_the_next_continues_where_it_
     // It re-reads the 10 s overlap (ceremonies 10..15 again) and counts none twice.
     wait_leader_counted(&sidecars[second], 45.0, 7.0);
     assert!(
-        series(&sidecars[second], "jans_exporter_fido2_duplicate_entries_total").unwrap_or(0.0)
+        series(
+            &sidecars[second],
+            "jans_exporter_fido2_duplicate_entries_total"
+        )
+        .unwrap_or(0.0)
             >= 5.0,
         "the overlap was read again"
     );

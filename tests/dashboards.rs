@@ -151,13 +151,34 @@ fn the_overview_guides_row_by_row_with_health_in_colour_and_figures_per_month() 
             "{title}: {expr}"
         );
     }
-    // Figures polled from cluster-wide APIs are not multiplied by the number of pods.
+    // Counters polled from cluster-wide APIs are counted once: divided by the number
+    // of sidecars polling them (all without a cluster, the lease holder with one).
     for title in ["Tokens issued by grant type", "Passkey ceremonies"] {
         let expr = panel(title)["targets"][0]["expr"].as_str().unwrap();
         assert!(
-            expr.contains("max by (cluster, namespace,"),
+            expr.contains("/ on (cluster, namespace) group_left count by (cluster, namespace) (jans_upstream_poller_leader{"),
             "{title}: {expr}"
         );
+    }
+    // Active users: the cluster-wide union when the sidecars sync, else per pod.
+    for (title, union, per_pod) in [
+        (
+            "Active users now",
+            "jans_cluster_active_users",
+            "jans_active_users",
+        ),
+        (
+            "Passkey active users",
+            "jans_cluster_fido2_active_users",
+            "jans_fido2_active_users",
+        ),
+    ] {
+        let expr = panel(title)["targets"][0]["expr"].as_str().unwrap();
+        let (first, second) = expr
+            .split_once(" or ")
+            .unwrap_or_else(|| panic!("{title}: {expr}"));
+        assert!(first.contains(&format!("({union}{{")), "{title}: {expr}");
+        assert!(second.contains(&format!("({per_pod}{{")), "{title}: {expr}");
     }
     // Alert thresholds drawn on the ratio panels.
     let ratio = &panel("Login failure ratio")["fieldConfig"]["defaults"];

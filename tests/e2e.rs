@@ -9,6 +9,10 @@
 mod common;
 #[path = "common/fake_janssen.rs"]
 mod fake_janssen;
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+use redis_server::free_port;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -31,14 +35,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spawn(program: &str, args: &[String], log: &Path) -> Daemon {
@@ -134,14 +130,21 @@ fn query(prometheus: u16, promql: &str) -> serde_json::Value {
 
 #[test]
 fn healthy_flows_are_silent_and_a_burst_of_wrong_passwords_pages() {
-    if !["prometheus", "prometheus-alertmanager", "promtool"]
-        .iter()
-        .all(|t| require_tool(t))
+    if ![
+        "prometheus",
+        "prometheus-alertmanager",
+        "promtool",
+        "redis-server",
+    ]
+    .iter()
+    .all(|t| require_tool(t))
     {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // The replicas' Redis: the cluster panels and the poller lease are real too.
+    let redis = redis_server::RedisServer::start(d).expect("redis-server");
 
     // The auth server side: a fake Janssen and an audit log with normal traffic.
     let fake = FakeJanssen::start();
@@ -168,8 +171,9 @@ fn healthy_flows_are_silent_and_a_burst_of_wrong_passwords_pages() {
     std::fs::write(&log, b"").unwrap();
     std::fs::write(&server_log, b"").unwrap();
     let upstream = format!(
-        "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"2s\"\nhealth_interval = \"1s\"\nfido2_interval = \"2s\"\n",
-        fake.base()
+        "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"2s\"\nhealth_interval = \"1s\"\nfido2_interval = \"2s\"\n[cluster]\nredis_url = \"{}\"\nsync_interval = \"1s\"\n",
+        fake.base(),
+        redis.url()
     );
     let exporter = Exporter::start(&write_config(d, &[d.join("jans-auth*.log")], &upstream));
     exporter.wait_ready();

@@ -17,6 +17,19 @@ local ratio(c, metric, part, whole, window, threshold, min) =
     sum by (%(g)s) (increase(%(m)s%(whole)s[%(w)s])) >= %(min)d
   ||| % { g: c.groupLabels, m: metric, part: sel(part), whole: sel(whole), w: window, t: threshold, min: min };
 
+// An increase of a family polled from a cluster-wide API (stat, FIDO2), counted once
+// per deployment: every sidecar polls it without a cluster, one at a time with one
+// (jans_upstream_poller_leader), so the sum over pods divided by the number polling is
+// right either way.
+local polledIncrease(c, metric, extra, window) =
+  |||
+    (
+      sum by (%(d)s) (increase(%(m)s{%(s)s%(x)s}[%(w)s]))
+      / on (%(d)s)
+      count by (%(d)s) (jans_upstream_poller_leader{%(s)s} == 1)
+    )
+  ||| % { d: c.deploymentLabels, m: metric, s: c.jansExporterSelector, x: if extra == '' then '' else ', ' + extra, w: window };
+
 {
   prometheusAlerts+:: {
     local c = $._config,
@@ -64,23 +77,33 @@ local ratio(c, metric, part, whole, window, threshold, min) =
           'Many user token requests are failing.',
           '{{ $value | humanizePercentage }} of token requests for users failed over the last 5 minutes on {{ $labels.instance }} ({{ $labels.namespace }}).',
         ),
+        // FIDO2 figures are the whole deployment's (one FIDO2 API): one alert per
+        // deployment. Copies from several pods cancel out of a ratio and a quantile.
         alert(
           'JansFido2FailureRatioHigh', 'warning',
-          ratio(c, 'jans_fido2_operations_total', 'operation=~"registration|authentication", status="failure"', 'operation=~"registration|authentication", status=~"success|failure"', '15m', c.fido2FailureRatio, c.fido2MinEvents),
+          |||
+            (
+              sum by (%(d)s) (rate(jans_fido2_operations_total{%(s)s, operation=~"registration|authentication", status="failure"}[15m]))
+              /
+              sum by (%(d)s) (rate(jans_fido2_operations_total{%(s)s, operation=~"registration|authentication", status=~"success|failure"}[15m]))
+            ) > %(t)s
+            and
+            %(volume)s >= %(min)d
+          ||| % { d: c.deploymentLabels, s: s, t: c.fido2FailureRatio, min: c.fido2MinEvents, volume: std.stripChars(polledIncrease(c, 'jans_fido2_operations_total', 'operation=~"registration|authentication", status=~"success|failure"', '15m'), '\n') },
           '15m',
           'Passkey ceremonies are failing more than usual.',
-          '{{ $value | humanizePercentage }} of FIDO2 registrations and authentications failed over the last 15 minutes on {{ $labels.instance }}.',
+          '{{ $value | humanizePercentage }} of FIDO2 registrations and authentications failed over the last 15 minutes in {{ $labels.namespace }}.',
         ),
         alert(
           'JansFido2CeremoniesSlow', 'warning',
           |||
-            histogram_quantile(0.95, sum by (%(g)s, le) (rate(jans_fido2_operation_duration_seconds_bucket{%(s)s, status="success"}[15m]))) > %(slow)s
+            histogram_quantile(0.95, sum by (%(d)s, le) (rate(jans_fido2_operation_duration_seconds_bucket{%(s)s, status="success"}[15m]))) > %(slow)s
             and
-            sum by (%(g)s) (increase(jans_fido2_operation_duration_seconds_count{%(s)s, status="success"}[15m])) >= %(min)d
-          ||| % { g: c.groupLabels, s: s, slow: c.fido2SlowSeconds, min: c.fido2MinEvents },
+            %(volume)s >= %(min)d
+          ||| % { d: c.deploymentLabels, s: s, slow: c.fido2SlowSeconds, min: c.fido2MinEvents, volume: std.stripChars(polledIncrease(c, 'jans_fido2_operation_duration_seconds_count', 'status="success"', '15m'), '\n') },
           '15m',
           'Passkey ceremonies are slow.',
-          'The 95th percentile of successful FIDO2 ceremonies took {{ $value | humanizeDuration }} over the last 15 minutes on {{ $labels.instance }}.',
+          'The 95th percentile of successful FIDO2 ceremonies took {{ $value | humanizeDuration }} over the last 15 minutes in {{ $labels.namespace }}.',
         ),
         // Not while a server that was not starting 15 minutes ago is starting (a
         // rollout or a restart); one stuck starting for 15 minutes pages.
@@ -112,6 +135,15 @@ local ratio(c, metric, part, whole, window, threshold, min) =
           '15m',
           'The exporter cannot reach an auth server endpoint.',
           'Requests from {{ $labels.instance }} to the {{ $labels.endpoint }} endpoint have failed for 15 minutes.',
+        ),
+        // Billing's cluster-wide active users and the one poller of the stat endpoint
+        // and the FIDO2 API both need Redis; local figures go on without it.
+        alert(
+          'JansClusterSyncFailing', 'warning',
+          'jans_cluster_up{%s} == 0' % s,
+          c.clusterSyncFailingFor,
+          'A sidecar cannot sync with the cluster\'s Redis.',
+          '{{ $labels.instance }} has failed every sync with Redis for %s: cluster-wide active users are not updated, and no sidecar polls the stat endpoint and the FIDO2 entries while none can hold the lease (counted late, not lost, once Redis answers).' % c.clusterSyncFailingFor,
         ),
         alert(
           'JansLogIngestionStalled', 'warning',

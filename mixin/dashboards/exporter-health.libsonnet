@@ -48,6 +48,18 @@ function(c)
       g.target('sum by (endpoint, reason) (%s)' % rate('jans_upstream_errors_total'), '{{endpoint}} {{reason}}'),
     ], width=8),
 
+    g.row('Cluster'),
+    g.stat('Redis sync', 'Whether the last sync of each sidecar with the cluster\'s Redis succeeded (cluster.redis_url; empty without one). JansClusterSyncFailing fires after 10 minutes down.', 'none', [
+      g.target('min by (instance) (jans_cluster_up%s)' % sel(), '{{instance}}'),
+    ], width=8, height=8, mappings=g.upDown('synced', 'failing'), textMode='value_and_name'),
+    g.stat('Poller of the cluster-wide endpoints', 'The sidecar polling the stat endpoint and the FIDO2 entries: 1 on the lease holder with a cluster (exactly one), on every sidecar without one.', 'none', [
+      g.target('max by (instance) (jans_upstream_poller_leader%s)' % sel(), '{{instance}}'),
+    ], width=8, height=8, textMode='value_and_name'),
+    g.timeseries('Redis sync', 'Age of each sidecar\'s last successful sync, and failed syncs per minute by reason.', 's', [
+      g.target('time() - max by (instance) (jans_cluster_last_sync_timestamp_seconds%s)' % sel(), '{{instance}} age'),
+      g.target('sum by (reason) (increase(jans_cluster_sync_errors_total%s[$__rate_interval]))' % sel(), '{{reason}} errors'),
+    ], width=8),
+
     g.row('State'),
     g.timeseries('State snapshot', 'Age of the last saved snapshot, and save failures in the last hour.', 's', [
       g.target('time() - max by (instance) (jans_exporter_state_last_save_timestamp_seconds%s)' % sel(), '{{instance}} age'),

@@ -1,12 +1,12 @@
 // Janssen / FIDO2 and passkeys: ceremonies, latency, errors and fallbacks, from the
-// FIDO2 metrics API. Its figures are cluster-wide: one copy per deployment.
+// FIDO2 metrics API. Its figures are cluster-wide: counted once per deployment.
 local g = import '../lib/grafana.libsonnet';
 
 function(c)
   local s = g.selector(c);
   local sel(extra='') = '{%s%s}' % [s, if extra == '' then '' else ',' + extra];
   local rate(metric, extra='') = 'rate(%s%s[$__rate_interval])' % [metric, sel(extra)];
-  local once(by, expr) = 'sum by (%s) (max by (%s, namespace, %s) (%s))' % [by, c.clusterLabel, by, expr];
+  local once(by, expr) = g.polled(c, by, expr, sel());
   local quantile(q) = 'histogram_quantile(%s, %s)' % [q, once('le', rate('jans_fido2_operation_duration_seconds_bucket', 'status="success"'))];
   g.dashboard(c, 'jans-fido2', 'Janssen / FIDO2 and passkeys',
               'FIDO2 / passkey registrations and authentications from the Janssen FIDO2 metrics API, via jans-exporter.', [
@@ -14,8 +14,8 @@ function(c)
     g.stat('FIDO2 service', 'Whether the FIDO2 metrics health endpoint answers UP (any pod failing shows down).', 'none', [
       g.target('min(jans_fido2_up%s)' % sel(), 'FIDO2'),
     ], width=8, mappings=g.upDown('UP', 'down')),
-    g.stat('Passkey active users', 'Distinct users with a successful passkey ceremony in the current UTC day, ISO week and month.', 'short', [
-      g.target('max by (period) (jans_fido2_active_users%s)' % sel(), '{{period}}'),
+    g.stat('Passkey active users', 'Distinct users with a successful passkey ceremony in the current UTC day, ISO week and month: the union in Redis with a cluster, else the largest pod.', 'short', [
+      g.target(g.unionOr('period', 'jans_cluster_fido2_active_users', 'jans_fido2_active_users', sel()), '{{period}}'),
     ], width=16, textMode='value_and_name'),
 
     g.row('Ceremonies'),

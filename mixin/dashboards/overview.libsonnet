@@ -3,12 +3,14 @@ local g = import '../lib/grafana.libsonnet';
 
 function(c)
   local s = g.selector(c);
-  // Families polled from cluster-wide APIs (the stat endpoint, FIDO2) are reported
-  // alike by every sidecar of one deployment: one copy per cluster and namespace,
-  // then summed, never summed across pods.
+  // Gauges polled from cluster-wide APIs (the stat endpoint's monthly figures) are
+  // reported alike by every sidecar that polls them: one copy per cluster and
+  // namespace, then summed, never summed across pods.
   local once(by, expr) = 'sum by (%s) (max by (%s, namespace, %s) (%s))' % [by, c.clusterLabel, by, expr];
   local sel(extra='') = '{%s%s}' % [s, if extra == '' then '' else ',' + extra];
   local rate(metric, extra='') = 'rate(%s%s[$__rate_interval])' % [metric, sel(extra)];
+  // Their counters: counted once, with or without a cluster.
+  local polled(by, expr) = g.polled(c, by, expr, sel());
   g.dashboard(c, 'jans-overview', 'Janssen / Overview',
               'Logins, authorizations, tokens, active users, passkeys and the health of the Janssen auth server, from jans-exporter.', [
     g.row('Status'),
@@ -55,21 +57,21 @@ function(c)
       g.target('sum(%s) / sum(%s)' % [rate('jans_token_requests_total', 'kind="user",outcome="failure"'), rate('jans_token_requests_total', 'kind="user"')], 'failed'),
     ], c.tokenRequestFailureRatio),
     g.timeseries('Tokens issued by grant type', "Tokens issued per second by grant type, from the increases of the stat endpoint's monthly counts (one copy per deployment).", 'ops', [
-      g.target(once('grant_type', rate('jans_tokens_issued_total')), '{{grant_type}}'),
+      g.target(polled('grant_type', rate('jans_tokens_issued_total')), '{{grant_type}}'),
     ]),
     g.timeseries('Tokens issued by token type', 'Tokens issued per second by token type (access, id, refresh, UMA), one copy per deployment.', 'ops', [
-      g.target(once('token_type', rate('jans_tokens_issued_total')), '{{token_type}}'),
+      g.target(polled('token_type', rate('jans_tokens_issued_total')), '{{token_type}}'),
     ]),
     g.bars('Tokens issued per month', "Tokens issued in each month, as the stat endpoint counts them (cumulative within the month), by grant type: the billing figure, per month rather than as a rate.", 'short', [
       g.target(once('month, grant_type', 'jans_upstream_tokens%s' % sel()), '{{month}} {{grant_type}}'),
     ]),
 
     g.row('Active users'),
-    g.stat('Active users now', 'Distinct users active in the current UTC day, ISO week and month (HyperLogLog++ estimate, about 1 % error, from the logs). Per pod until the cluster-wide union is configured: the largest pod is shown, a lower bound.', 'short', [
-      g.target('max by (period) (jans_active_users%s)' % sel(), '{{period}}'),
+    g.stat('Active users now', 'Distinct users active in the current UTC day, ISO week and month, from the logs (HyperLogLog, about 1 % error): across every replica when the sidecars sync through Redis (cluster.redis_url), else the largest pod, a lower bound.', 'short', [
+      g.target(g.unionOr('period', 'jans_cluster_active_users', 'jans_active_users', sel()), '{{period}}'),
     ], width=8, height=8, textMode='value_and_name'),
-    g.bars('Monthly active users (sidecar)', "Distinct active users per UTC month from the sidecar's own sketches (retained months; the largest pod).", 'short', [
-      g.target('max by (month) (jans_monthly_active_users%s)' % sel(), '{{month}}'),
+    g.bars('Monthly active users (sidecars)', 'Distinct active users per UTC month from the logs (retained months): across every replica with a cluster configured, else the largest pod.', 'short', [
+      g.target(g.unionOr('month', 'jans_cluster_monthly_active_users', 'jans_monthly_active_users', sel()), '{{month}}'),
     ], width=8),
     g.bars('Monthly active users (stat endpoint)', "Monthly active users as the auth server's stat endpoint reports them for the whole cluster (Janssen caches it for an hour).", 'short', [
       g.target(once('month', 'jans_upstream_monthly_active_users%s' % sel()), '{{month}}'),
@@ -77,10 +79,10 @@ function(c)
 
     g.row('FIDO2'),
     g.timeseries('Passkey ceremonies', 'FIDO2 registrations and authentications per second by status, from the FIDO2 metrics API (details: the FIDO2 dashboard).', 'ops', [
-      g.target(once('operation, status', rate('jans_fido2_operations_total')), '{{operation}} {{status}}'),
+      g.target(polled('operation, status', rate('jans_fido2_operations_total')), '{{operation}} {{status}}'),
     ]),
-    g.stat('Passkey active users', 'Distinct users with a successful passkey ceremony in the current UTC day, ISO week and month.', 'short', [
-      g.target('max by (period) (jans_fido2_active_users%s)' % sel(), '{{period}}'),
+    g.stat('Passkey active users', 'Distinct users with a successful passkey ceremony in the current UTC day, ISO week and month: the union in Redis with a cluster (each poller adds the users it saw), else the largest pod.', 'short', [
+      g.target(g.unionOr('period', 'jans_cluster_fido2_active_users', 'jans_fido2_active_users', sel()), '{{period}}'),
     ], width=12, height=8, textMode='value_and_name'),
 
     g.row('Upstream'),

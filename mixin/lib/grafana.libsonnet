@@ -6,6 +6,18 @@
   // The label matchers every query carries, from the dashboard's variables.
   selector(c):: '%s=~"$cluster",job=~"$job",namespace=~"$namespace",instance=~"$instance"' % c.clusterLabel,
 
+  // A family polled from a cluster-wide API (the stat endpoint, FIDO2), by `by`,
+  // counted once per deployment: every sidecar polls it without a cluster, one at a
+  // time with one (jans_upstream_poller_leader), so the sum over pods divided by the
+  // number polling is right either way. `expr` is a rate or an increase.
+  polled(c, by, expr, sel)::
+    'sum by (%(by)s) (sum by (%(cl)s, namespace, %(by)s) (%(e)s) / on (%(cl)s, namespace) group_left count by (%(cl)s, namespace) (jans_upstream_poller_leader%(sel)s == 1))' % { by: by, cl: c.clusterLabel, e: expr, sel: sel },
+
+  // The cluster-wide union when the sidecars sync through Redis, else the largest
+  // pod's own figure (a lower bound), by `by`.
+  unionOr(by, cluster, perPod, sel)::
+    'max by (%(by)s) (%(c)s%(sel)s) or max by (%(by)s) (%(l)s%(sel)s)' % { by: by, c: cluster, l: perPod, sel: sel },
+
   target(expr, legend='', instant=false):: {
     expr: expr,
     legendFormat: legend,

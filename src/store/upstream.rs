@@ -504,6 +504,11 @@ impl UpstreamFigures {
                 let high = self.high_water.entry(key).or_insert(0);
                 if self.stat_baseline {
                     *high = (*high).max(value);
+                    // The series exists from the first answer, at 0.
+                    self.view
+                        .tokens_issued
+                        .entry((grant.to_string(), token.to_string()))
+                        .or_default();
                 } else if value > *high {
                     *self
                         .view

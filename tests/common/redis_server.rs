@@ -132,7 +132,10 @@ impl RedisCluster {
                 )
             })
             .collect();
-        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addresses)
@@ -155,7 +158,10 @@ impl RedisCluster {
                 if info.contains("cluster_state:ok") {
                     break;
                 }
-                assert!(Instant::now() < deadline, "the cluster never became ok: {info}");
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster never became ok: {info}"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
