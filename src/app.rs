@@ -365,11 +365,10 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let (gate, cluster) = match (cluster, cluster_wide) {
         (Some(sync), true) => {
             let (lease, gate) = LeaderGate::new();
-            let window = crate::cluster::lease::Fido2Window {
-                overlap: config.upstream.fido2_overlap,
-                backfill: config.upstream.fido2_backfill,
-            };
-            (gate, Some(sync.with_lease(window, lease)))
+            (
+                gate,
+                Some(sync.with_lease(config.upstream.fido2_overlap, lease)),
+            )
         }
         (sync, cluster_wide) => {
             if cluster_wide {

@@ -515,14 +515,15 @@ fn one_sidecar_polls_the_cluster_wide_endpoints_and_the_next_continues_where_it_
     let fake = FakeJanssen::start();
     set_m2m_tokens(&fake, 100);
     let start_ms = now_ms();
-    add_ceremonies(&fake, 0..10, start_ms - 60_000);
+    // Within the overlap (10 s): the first holder reads one overlap back.
+    add_ceremonies(&fake, 0..10, start_ms - 5_000);
     let mut sidecars: Vec<Exporter> = (0..3)
         .map(|i| polling_sidecar(dir.path(), &format!("pod{i}"), &redis.url(), &fake))
         .collect();
     let mut live = vec![0, 1, 2];
 
     // The first holder finds no handover: the month so far (100) is its starting
-    // mark, not growth; the 10 earlier ceremonies are read from its backfill.
+    // mark, not growth; its FIDO2 window starts one overlap back.
     let first = the_leader(&sidecars, &live);
     let reported = format!(
         "{M2M_REPORTED}{{month=\"{}\",grant_type=\"client_credentials\",token_type=\"access_token\"}}",
@@ -672,4 +673,28 @@ fn a_master_found_through_sentinel_holds_the_union() {
         .query(&mut master.conn())
         .unwrap();
     assert_eq!(pfcount as f64, counted);
+}
+
+/// Redis restarted empty under the holder: it takes the lease again with its own marks
+/// (nothing handed over, nothing lost) and stores its handover again.
+#[test]
+fn a_holder_that_finds_redis_emptied_continues_from_its_own_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let fake = FakeJanssen::start();
+    set_m2m_tokens(&fake, 100);
+    let sidecars = [polling_sidecar(dir.path(), "a", &redis.url(), &fake)];
+    the_leader(&sidecars, &[0]);
+    wait_handover_mark(&redis, 100);
+    set_m2m_tokens(&fake, 120);
+    wait_leader_counted(&sidecars[0], 20.0, 0.0);
+    wait_handover_mark(&redis, 120);
+    let _: () = redis::cmd("FLUSHALL").query(&mut redis.conn()).unwrap();
+    // The handover is stored again once the lease is taken again.
+    wait_handover_mark(&redis, 120);
+    set_m2m_tokens(&fake, 150);
+    wait_leader_counted(&sidecars[0], 50.0, 0.0);
+    assert_eq!(series(&sidecars[0], LEADER), Some(1.0));
 }

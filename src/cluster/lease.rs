@@ -64,9 +64,6 @@ pub struct Lease {
     /// The FIDO2 overlap: entries counted this long before the synced time are named
     /// in the handover, and a new holder's window starts this long before it.
     fido2_overlap_ms: i64,
-    /// With nothing handed over, a new holder's window starts no earlier than this
-    /// long ago (`upstream.fido2_backfill`).
-    fido2_backfill_ms: i64,
     term: u64,
     leading: bool,
     /// The store has been told whether this sidecar leads (at the first answer).
@@ -90,7 +87,7 @@ impl Lease {
     pub fn new(
         prefix: &str,
         sync_interval: Duration,
-        fido2: Fido2Window,
+        fido2_overlap: Duration,
         gate: watch::Sender<Term>,
     ) -> Lease {
         let (_, ttl, valid) = timings(sync_interval);
@@ -100,8 +97,7 @@ impl Lease {
             handover_key: keys::handover(prefix),
             ttl,
             valid,
-            fido2_overlap_ms: millis_i64(fido2.overlap),
-            fido2_backfill_ms: millis_i64(fido2.backfill),
+            fido2_overlap_ms: i64::try_from(fido2_overlap.as_millis()).unwrap_or(i64::MAX),
             term: 0,
             leading: false,
             told: false,
@@ -202,14 +198,28 @@ impl Lease {
                         }
                     }
                 };
-                // Nothing handed over (the first holder, or a Redis that lost its
-                // data): the poller keeps its own window, but reaches back no further
-                // than a fresh start would.
-                let since = match handover.as_ref().and_then(|h| h.fido2_synced_ms) {
-                    Some(t) => t.saturating_sub(self.fido2_overlap_ms),
-                    None => crate::store::now_ms().saturating_sub(self.fido2_backfill_ms),
-                };
-                self.acquired(handover, Some(since), sent_at, tx).await;
+                match handover {
+                    Some(h) => {
+                        let since = h
+                            .fido2_synced_ms
+                            .map(|t| t.saturating_sub(self.fido2_overlap_ms));
+                        self.acquired(Some(h), since, sent_at, tx).await;
+                    }
+                    // Redis lost its data under this holder: its own marks are the
+                    // latest.
+                    None if self.leading => {
+                        self.acquired(Some(Handover::default()), None, sent_at, tx)
+                            .await;
+                    }
+                    // The first holder, or another sidecar after Redis lost its data:
+                    // the stat counters start from the next answer, and the FIDO2
+                    // window one overlap back, so that at most an overlap's ceremonies
+                    // a previous holder counted are counted again.
+                    None => {
+                        let since = crate::store::now_ms().saturating_sub(self.fido2_overlap_ms);
+                        self.acquired(None, Some(since), sent_at, tx).await;
+                    }
+                }
             }
             _ => self.lose(tx).await,
         }
@@ -293,17 +303,6 @@ impl Lease {
         }
         self.leading = false;
     }
-}
-
-/// The FIDO2 poller's window settings (`upstream.fido2_overlap`, `fido2_backfill`).
-#[derive(Clone, Copy, Debug)]
-pub struct Fido2Window {
-    pub overlap: Duration,
-    pub backfill: Duration,
-}
-
-fn millis_i64(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn millis(d: Duration) -> u64 {

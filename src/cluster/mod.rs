@@ -106,10 +106,10 @@ impl ClusterSync {
     /// Also competes for the lease on the cluster-wide pollers, moving `gate`.
     pub fn with_lease(
         mut self,
-        fido2: lease::Fido2Window,
+        fido2_overlap: Duration,
         gate: tokio::sync::watch::Sender<crate::upstream::leader::Term>,
     ) -> ClusterSync {
-        self.lease = Some(Lease::new(&self.prefix, self.interval, fido2, gate));
+        self.lease = Some(Lease::new(&self.prefix, self.interval, fido2_overlap, gate));
         self
     }
 
