@@ -335,9 +335,9 @@ fn redis_gone_costs_no_local_figure_and_redis_restarted_empty_is_refilled() {
     let local = sample(&m, LOCAL_MONTH);
     assert!((local - 1500.0).abs() / 1500.0 <= 0.02, "{local}");
     assert!(
+        series(&e, "jans_cluster_sync_errors_total{reason=\"connect\"}").unwrap_or(0.0) >= 1.0,
+        "reason: {}",
         e.metrics()
-            .contains("jans_cluster_sync_errors_total{reason=\"connect\"}"),
-        "reason"
     );
 
     // A new, empty Redis on the same address: the next syncs refill the union,
@@ -697,4 +697,60 @@ fn a_holder_that_finds_redis_emptied_continues_from_its_own_marks() {
     set_m2m_tokens(&fake, 150);
     wait_leader_counted(&sidecars[0], 50.0, 0.0);
     assert_eq!(series(&sidecars[0], LEADER), Some(1.0));
+}
+
+/// The ACL docs/operations.md documents is enough for every script, the lease
+/// included; a wrong password is an `auth` error and costs no local figure.
+#[test]
+fn the_documented_acl_is_enough_and_a_wrong_password_is_an_auth_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("exporter")
+        .arg("on")
+        .arg(">right-password")
+        .arg(format!("~{{{PREFIX}}}:*"))
+        .arg("resetchannels")
+        .arg("-@all")
+        .arg("+evalsha")
+        .arg("+eval")
+        .arg("+script|load")
+        .arg("+set")
+        .arg("+get")
+        .arg("+del")
+        .arg("+exists")
+        .arg("+pexpire")
+        .arg("+pexpireat")
+        .arg("+pfmerge")
+        .arg("+pfcount")
+        .query(&mut redis.conn())
+        .unwrap();
+    let fake = FakeJanssen::start();
+    set_m2m_tokens(&fake, 5);
+    let url = format!("redis://exporter@127.0.0.1:{}", redis.port);
+    let password = dir.path().join("redis-password");
+    std::fs::write(&password, "right-password\n").unwrap();
+    let extra = format!("password_file = {:?}\n", password.display().to_string());
+    let e = sidecar_in(dir.path(), "a", &url, 0..300, &extra, Some(&fake));
+    wait_for_records(&e, 300);
+    wait_cluster_month(&e, |n| n > 290.0);
+    the_leader(std::slice::from_ref(&e), &[0]);
+    wait_handover_mark(&redis, 5);
+
+    std::fs::write(dir.path().join("wrong"), "wrong-password").unwrap();
+    let extra = format!(
+        "password_file = {:?}\n",
+        dir.path().join("wrong").display().to_string()
+    );
+    let refused = sidecar_in(dir.path(), "b", &url, 0..50, &extra, None);
+    wait_for(Duration::from_secs(30), || {
+        series(&refused, "jans_cluster_sync_errors_total{reason=\"auth\"}").filter(|n| *n >= 1.0)
+    })
+    .unwrap_or_else(|| panic!("{}", refused.metrics()));
+    let m = wait_for_records(&refused, 50);
+    assert_eq!(sample(&m, "jans_cluster_up"), 0.0);
+    assert_eq!(sample(&m, LOCAL_MONTH), 50.0);
 }
