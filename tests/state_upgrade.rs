@@ -46,12 +46,16 @@ fn current_header() -> String {
     format!("JANSX-STATE {} ", jans_exporter::store::persist::VERSION)
 }
 
+/// With a cluster configured, so that version 4's registers load (earlier versions
+/// have none, and a store without them renders the same figures).
 fn config() -> StoreConfig {
     let active: Vec<Action> = jans_exporter::generate::DEFAULT_ACTIVE
         .iter()
         .map(|a| Action::from_name(a))
         .collect();
-    StoreConfig::new(14, 13, &active)
+    let mut c = StoreConfig::new(14, 13, &active);
+    c.cluster = true;
+    c
 }
 
 /// The exposition of a store restored from the snapshot in `dir`, rendered as the
@@ -309,6 +313,79 @@ fn the_binary_resumes_a_closed_file_from_a_version_3_snapshot() {
     // The fixture's three lost files, and its followed server log, absent here; the
     // closed file is not lost, it was found again.
     assert_eq!(sample(&m, "jans_exporter_log_files_lost_total"), 4.0);
+}
+
+/// Version 4 (written by the release that introduced it, from the version-3 fixture:
+/// a run whose Redis could not be reached, then one with Redis, the FIDO2 API and a
+/// day of flows): every earlier figure, the cluster's sync figures, and the registers
+/// of both user sets for every kind of period, bit for bit through a resave.
+#[test]
+fn the_full_version_4_snapshot_loads_every_figure_and_the_cluster_registers() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let fixture = format!("{dir}state-v4-full.json");
+    let reference = format!("{dir}state-v4-full.prom");
+    loads_every_figure_and_survives_a_resave(
+        &fixture,
+        &reference,
+        2,
+        &[
+            "jans_exporter_fido2_duplicate_entries_total",
+            "jans_fido2_active_users{period=\"month\"}",
+            "jans_cluster_sync_errors_total{reason=\"connect\"}",
+            "jans_cluster_sync_duration_seconds_count",
+            "jans_cluster_last_sync_timestamp_seconds",
+            "jans_tokens_issued_total{grant_type=\"client_credentials\",token_type=\"access_token\"}",
+        ],
+    );
+    let state = tempfile::tempdir().unwrap();
+    std::fs::copy(&fixture, state.path().join("state.json")).unwrap();
+    let Loaded::Snapshot(p) = StateFile::new(state.path()).load() else {
+        panic!("the version 4 fixture did not load")
+    };
+    // Every set and kind is in the fixture.
+    for set in ["users", "fido2_users"] {
+        for kind in ["day", "week", "month"] {
+            let periods = &p.cluster_registers[&(set.to_string(), kind.to_string())];
+            assert!(!periods.is_empty(), "{set} {kind}");
+        }
+    }
+    let saved: BTreeMap<(String, String, u32), Vec<u8>> = p
+        .cluster_registers
+        .iter()
+        .flat_map(|((set, kind), periods)| {
+            periods.iter().map(move |(period, packed)| {
+                let r =
+                    jans_exporter::store::redis_hll::RedisRegisters::from_packed(packed).unwrap();
+                ((set.clone(), kind.clone(), *period), r.to_dense_hyll())
+            })
+        })
+        .collect();
+    let restored = |store: &Store| -> BTreeMap<(String, String, u32), Vec<u8>> {
+        store
+            .cluster_registers()
+            .into_iter()
+            .map(|r| {
+                (
+                    (
+                        r.set.as_str().to_string(),
+                        r.kind.as_str().to_string(),
+                        r.key,
+                    ),
+                    r.hyll,
+                )
+            })
+            .collect()
+    };
+    let store = Store::restore(config(), &p);
+    assert_eq!(restored(&store), saved);
+    let again = tempfile::tempdir().unwrap();
+    StateFile::new(again.path())
+        .save(&store.snapshot_out())
+        .unwrap();
+    let Loaded::Snapshot(p) = StateFile::new(again.path()).load() else {
+        panic!("the resave did not load")
+    };
+    assert_eq!(restored(&Store::restore(config(), &p)), saved);
 }
 
 fn family_sum_of(samples: &BTreeMap<String, f64>, family: &str) -> f64 {

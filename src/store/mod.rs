@@ -547,13 +547,8 @@ impl Store {
                 self.generation += 1;
             }
             Message::ExportRegisters(reply) => {
-                let registers = self
-                    .cluster
-                    .as_ref()
-                    .map(cluster::ClusterFigures::export_registers)
-                    .unwrap_or_default();
                 // The syncer may have given up waiting: nothing to do then.
-                let _ = reply.send(registers);
+                let _ = reply.send(self.cluster_registers());
             }
             Message::ExportHandover { window_ms, reply } => {
                 let _ = reply.send(self.upstream.handover(window_ms));
@@ -716,6 +711,15 @@ impl Store {
     }
 
     /// A consistent picture as of `now_ms` (wall clock: "current" periods).
+    /// Every retained period's cluster registers (none without a cluster), as the
+    /// syncer merges them.
+    pub fn cluster_registers(&self) -> Vec<crate::event::PeriodRegisters> {
+        self.cluster
+            .as_ref()
+            .map(cluster::ClusterFigures::export_registers)
+            .unwrap_or_default()
+    }
+
     pub fn view(&mut self, now_ms: i64) -> View {
         View {
             counters: self.counters.clone(),
