@@ -3,7 +3,9 @@
 # layout and a log4j JSON-layout audit log (default 1M records each, spread over 13
 # months, 200k users, so every monthly sketch is dense), then reports for each layout
 # `cat > /dev/null`, `jans-exporter replay` with one thread and with every core
-# (logs.backfill_threads), and, when installed, `mtail --one_shot` counting actions on
+# (logs.backfill_threads), with one thread and a cluster configured (every active user
+# also goes into the Redis-compatible registers; replay never dials Redis; the best of
+# three runs alternating with the plain one, and the difference), and, when installed, `mtail --one_shot` counting actions on
 # the same file: seconds, records/s, MB/s, peak RSS, the fraction of cat's speed and
 # the ratio to mtail. Every replay must count every record.
 #
@@ -79,6 +81,40 @@ for layout in text json; do
     row "jans-exporter x$threads" "$secs" "$rss"
     [ "$threads" = 1 ] && one_thread=$secs
   done
+  # The cluster's registers on the ingest path: best of three, alternating with the
+  # plain one-thread replay so that both see the same machine.
+  best_plain=$one_thread best_cluster=
+  for _ in 1 2 3; do
+    read -r secs rss rc < <(measure "$work/cluster.prom" env JANS_EXPORTER_LOGS__BACKFILL_THREADS=1 \
+      JANS_EXPORTER_CLUSTER__REDIS_URL=redis://127.0.0.1:1 \
+      ./target/release/jans-exporter --config config/jans-exporter.toml replay "$log")
+    [ "$rc" = 0 ] || { echo "replay with a cluster failed" >&2; exit 1; }
+    if [ -z "$best_cluster" ] || [ "$(echo "$secs < $best_cluster" | bc)" = 1 ]; then best_cluster=$secs cluster_rss=$rss; fi
+    read -r secs _ _ < <(measure "$work/exporter.prom" env JANS_EXPORTER_LOGS__BACKFILL_THREADS=1 \
+      ./target/release/jans-exporter --config config/jans-exporter.toml replay "$log")
+    [ "$(echo "$secs < $best_plain" | bc)" = 1 ] && best_plain=$secs
+  done
+  counted=$(awk '/^jans_exporter_records_total/ {s += $2} END {print s}' "$work/cluster.prom")
+  [ "$counted" = "$records" ] || { echo "replay with a cluster counted $counted of $records records" >&2; exit 1; }
+  row "jans-exporter x1 cluster" "$best_cluster" "$cluster_rss"
+  echo "$layout: a cluster configured costs $(echo "($best_cluster / $best_plain - 1) * 100" | bc -l | xargs printf '%+.1f') % of one-thread replay time (best of 3: $best_cluster s against $best_plain s)"
+  # Wall-clock time on a shared machine moves by more than that; instructions do not.
+  # Records of the last day, so that each active user reaches the day, week and month
+  # registers, as on the live tail.
+  if command -v valgrind >/dev/null; then
+    live="$work/live-$layout.log"
+    ./target/release/examples/generate_audit_log --records 200000 --users 200000 --gap-ms 300 \
+      --start "$(date -u -d '-20 hours' +%Y-%m-%dT%H:%M:%SZ)" --layout "$layout" > "$live"
+    instructions() {
+      env "$@" JANS_EXPORTER_LOGS__BACKFILL_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        ./target/release/jans-exporter --config config/jans-exporter.toml replay "$live" 2>&1 >/dev/null |
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+    }
+    plain_ir=$(instructions JANSX_BENCH=plain)
+    cluster_ir=$(instructions JANS_EXPORTER_CLUSTER__REDIS_URL=redis://127.0.0.1:1)
+    echo "$layout: a cluster configured costs $(echo "($cluster_ir / $plain_ir - 1) * 100" | bc -l | xargs printf '%+.1f') % instructions (callgrind, 200k records of the last day: $cluster_ir against $plain_ir)"
+    rm -f "$live"
+  fi
   if command -v mtail >/dev/null; then
     read -r msecs mrss mrc < <(measure "$work/mtail.prom" mtail --one_shot --one_shot_format=prometheus --logtostderr \
       --progs "$work/progs" --logs "$log")
