@@ -537,7 +537,16 @@ fn one_sidecar_polls_the_cluster_wide_endpoints_and_the_next_continues_where_it_
     set_m2m_tokens(&fake, 130);
     add_ceremonies(&fake, 10..15, now_ms());
     wait_leader_counted(&sidecars[first], 30.0, 15.0);
+    // The landing page says who polls, and how the sync with Redis goes.
+    let page = sidecars[first].get("/", &[]).text();
+    assert!(page.contains("This sidecar holds the lease"), "{page}");
+    assert!(
+        page.contains("<h2>Cluster</h2>\n<p>Redis: synced;"),
+        "{page}"
+    );
     for &i in live.iter().filter(|i| **i != first) {
+        let page = sidecars[i].get("/", &[]).text();
+        assert!(page.contains("Another replica polls"), "{page}");
         assert_eq!(issued(&sidecars[i]), 0.0, "a follower counted tokens");
         assert_eq!(
             ceremonies(&sidecars[i]),
@@ -753,4 +762,82 @@ fn the_documented_acl_is_enough_and_a_wrong_password_is_an_auth_error() {
     let m = wait_for_records(&refused, 50);
     assert_eq!(sample(&m, "jans_cluster_up"), 0.0);
     assert_eq!(sample(&m, LOCAL_MONTH), 50.0);
+}
+
+/// `rediss://`: a Redis with a certificate from a private CA is trusted through
+/// `cluster.ca_file`; without it the handshake fails as a `connect` error, and the
+/// local figures go on.
+#[test]
+fn tls_to_redis_verifies_the_server_with_the_configured_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    if !require_tool("redis-server") {
+        return;
+    }
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (ca_file, cert_file, key_file) = (
+        write("ca.pem", &ca.pem()),
+        write("redis.pem", &cert.pem()),
+        write("redis.key", &key.serialize_pem()),
+    );
+    let tls_port = redis_server::free_port();
+    // The plain port is the test's own way in; the sidecars only get the TLS one.
+    let redis = RedisServer::start_args(
+        dir.path(),
+        redis_server::free_port(),
+        &[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &cert_file,
+            "--tls-key-file",
+            &key_file,
+            "--tls-ca-cert-file",
+            &ca_file,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://localhost:{tls_port}");
+    let trusted = sidecar_in(
+        dir.path(),
+        "trusted",
+        &url,
+        0..400,
+        &format!("ca_file = {ca_file:?}\n"),
+        None,
+    );
+    let untrusted = sidecar_in(dir.path(), "untrusted", &url, 0..100, "", None);
+    wait_for_records(&trusted, 400);
+    let counted = wait_cluster_month(&trusted, |n| n > 390.0);
+    let pfcount: u64 = redis::cmd("PFCOUNT")
+        .arg(month_key(now_ms()))
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(pfcount as f64, counted);
+    wait_for(Duration::from_secs(30), || {
+        series(
+            &untrusted,
+            "jans_cluster_sync_errors_total{reason=\"connect\"}",
+        )
+        .filter(|n| *n >= 1.0)
+    })
+    .unwrap_or_else(|| panic!("{}", untrusted.metrics()));
+    let m = wait_for_records(&untrusted, 100);
+    assert_eq!(sample(&m, "jans_cluster_up"), 0.0);
+    assert_eq!(sample(&m, LOCAL_MONTH), 100.0);
 }

@@ -268,6 +268,24 @@ impl HttpApp {
                 ));
             }
             page.push_str("</table>\n");
+            match view.upstream.poller_leader {
+                Some(true) if view.cluster.is_some() => page.push_str("<p>This sidecar holds the lease: it polls the cluster-wide endpoints (stat, FIDO2 entries) for every replica.</p>\n"),
+                Some(false) => page.push_str("<p>Another replica polls the cluster-wide endpoints (stat, FIDO2 entries); this sidecar's counters of them stay as they are, and it takes over when that one stops.</p>\n"),
+                _ => {}
+            }
+        }
+        if let Some(c) = &view.cluster {
+            let state = match c.up {
+                Some(true) => "synced",
+                Some(false) => "<strong>failing</strong>",
+                None => "not yet",
+            };
+            let errors: u64 = c.errors.iter().sum();
+            let month = c.current[2].map_or_else(|| "not known yet".to_string(), |n| n.to_string());
+            page.push_str(&format!(
+                "<h2>Cluster</h2>\n<p>Redis: {state}; last successful sync {}; {errors} failed syncs. Distinct users this month across every replica: {month}.</p>\n",
+                utc_or(c.last_sync_ms, "never")
+            ));
         }
         page.push_str("<h2>Endpoints</h2>\n<ul>\n<li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n<li><a href=\"/healthz\">/healthz</a> (alive)</li>\n<li><a href=\"/readyz\">/readyz</a> (first pass over the logs done, state being saved)</li>\n</ul>\n</body></html>\n");
         response(StatusCode::OK, "text/html; charset=utf-8", page)
