@@ -192,6 +192,8 @@ families! {
         "When this sidecar last merged its registers into Redis, since the epoch";
     CLUSTER_SYNC_ERRORS: Counter "jans_cluster_sync_errors" None, ["reason"],
         "Failed syncs with the cluster's Redis, by reason (connect, auth, timeout, response, store)";
+    CLUSTER_LEASE_ERRORS: Counter "jans_cluster_lease_errors" None, ["reason"],
+        "Failed rounds of the lease on the cluster-wide pollers (take or renew), by reason; while every sidecar fails them, nobody polls the stat endpoint and the FIDO2 entries";
     CLUSTER_SYNC_DURATION: Histogram "jans_cluster_sync_duration" Some(Unit::Seconds), [],
         "Time of one sync with the cluster's Redis, successful or not";
 

@@ -729,6 +729,7 @@ fn the_documented_acl_is_enough_and_a_wrong_password_is_an_auth_error() {
         .arg("+script|load")
         .arg("+set")
         .arg("+get")
+        .arg("+strlen")
         .arg("+del")
         .arg("+exists")
         .arg("+pexpire")
@@ -748,6 +749,24 @@ fn the_documented_acl_is_enough_and_a_wrong_password_is_an_auth_error() {
     wait_cluster_month(&e, |n| n > 290.0);
     the_leader(std::slice::from_ref(&e), &[0]);
     wait_handover_mark(&redis, 5);
+    // Every command of every script was allowed: not one failed round, and the first
+    // holder found nothing to take over (a round stopped half-way would have left it
+    // the lease and made it its own successor).
+    assert_eq!(
+        family_sum(&e.metrics(), "jans_cluster_lease_errors_total"),
+        0.0,
+        "{}",
+        e.log_text()
+    );
+    assert_eq!(
+        family_sum(&e.metrics(), "jans_cluster_sync_errors_total"),
+        0.0
+    );
+    assert!(
+        e.log_text().contains("handed_over=false"),
+        "{}",
+        e.log_text()
+    );
 
     std::fs::write(dir.path().join("wrong"), "wrong-password").unwrap();
     let extra = format!(
@@ -840,4 +859,33 @@ fn tls_to_redis_verifies_the_server_with_the_configured_ca() {
     let m = wait_for_records(&untrusted, 100);
     assert_eq!(sample(&m, "jans_cluster_up"), 0.0);
     assert_eq!(sample(&m, LOCAL_MONTH), 100.0);
+}
+
+/// A handover key holding something far larger than a handover can be (a corrupt or
+/// hostile value) is never read into memory: the new holder starts as with none.
+#[test]
+fn an_oversized_handover_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let huge = vec![b'x'; 5 << 20];
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{{PREFIX}}}:poller:handover"))
+        .arg(huge)
+        .query(&mut redis.conn())
+        .unwrap();
+    let fake = FakeJanssen::start();
+    set_m2m_tokens(&fake, 100);
+    let sidecars = [polling_sidecar(dir.path(), "a", &redis.url(), &fake)];
+    the_leader(&sidecars, &[0]);
+    // The holder's own handover replaces it once the first answer is polled.
+    wait_handover_mark(&redis, 100);
+    set_m2m_tokens(&fake, 130);
+    wait_leader_counted(&sidecars[0], 30.0, 0.0);
+    assert!(
+        sidecars[0].log_text().contains("too large to be one"),
+        "{}",
+        sidecars[0].log_text()
+    );
 }

@@ -55,9 +55,10 @@ function(c)
     g.stat('Poller of the cluster-wide endpoints', 'The sidecar polling the stat endpoint and the FIDO2 entries: 1 on the lease holder with a cluster (exactly one), on every sidecar without one.', 'none', [
       g.target('max by (instance) (jans_upstream_poller_leader%s)' % sel(), '{{instance}}'),
     ], width=8, height=8, textMode='value_and_name'),
-    g.timeseries('Redis sync', 'Age of each sidecar\'s last successful sync, and failed syncs per minute by reason.', 's', [
+    g.timeseries('Redis sync', 'Age of each sidecar\'s last successful sync, failed syncs and failed lease rounds by reason.', 's', [
       g.target('time() - max by (instance) (jans_cluster_last_sync_timestamp_seconds%s)' % sel(), '{{instance}} age'),
       g.target('sum by (reason) (increase(jans_cluster_sync_errors_total%s[$__rate_interval]))' % sel(), '{{reason}} errors'),
+      g.target('sum by (reason) (increase(jans_cluster_lease_errors_total%s[$__rate_interval]))' % sel(), 'lease {{reason}} errors'),
     ], width=8),
 
     g.row('State'),

@@ -18,8 +18,10 @@ use crate::upstream::leader::Term;
 
 /// KEYS[1]: the lease; KEYS[2]: the handover.
 /// ARGV[1]: this sidecar's id; ARGV[2]: the lease time (ms); ARGV[3]: a handover to
-/// store, or ''; ARGV[4]: the handover's expiry (ms).
-/// Returns {0}: another sidecar holds it; {1}: renewed; {2, handover or ''}: taken.
+/// store, or ''; ARGV[4]: the handover's expiry (ms); ARGV[5]: the largest handover
+/// read back (bytes).
+/// Returns {0}: another sidecar holds it; {1}: renewed; {2, handover or ''}: taken;
+/// {3}: taken, but the handover is larger than ARGV[5] (not sent: bounded memory).
 pub const TAKE_OR_RENEW: &str = r"
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
@@ -29,8 +31,17 @@ if holder == ARGV[1] then
   end
   return {1}
 elseif not holder then
+  -- Read first: an error here (a missing permission) leaves the lease untaken.
+  local size = redis.call('STRLEN', KEYS[2])
+  local handover = ''
+  if size <= tonumber(ARGV[5]) then
+    handover = redis.call('GET', KEYS[2]) or ''
+  end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {2, redis.call('GET', KEYS[2]) or ''}
+  if size > tonumber(ARGV[5]) then
+    return {3}
+  end
+  return {2, handover}
 end
 return {0}
 ";
@@ -154,7 +165,8 @@ impl Lease {
                     .arg(instance)
                     .arg(millis(self.ttl))
                     .arg(payload.as_slice())
-                    .arg(millis(HANDOVER_TTL)),
+                    .arg(millis(HANDOVER_TTL))
+                    .arg(handover::MAX_BYTES),
             )
             .await;
         let answer = match answer {
@@ -182,7 +194,13 @@ impl Lease {
                 self.acquired(Some(Handover::default()), None, sent_at, tx)
                     .await;
             }
-            2 => {
+            2 | 3 => {
+                if state == 3 {
+                    tracing::warn!(
+                        max_bytes = handover::MAX_BYTES,
+                        "the handover in Redis is too large to be one: ignored"
+                    );
+                }
                 let stored: Vec<u8> = answer
                     .get(1)
                     .and_then(|v| redis::from_redis_value_ref(v).ok())
@@ -264,7 +282,8 @@ impl Lease {
         }
     }
 
-    async fn lapse_if_due(&mut self, tx: &mpsc::Sender<Message>) {
+    /// Stops leading once its time is up without a renewal (Redis away or hung).
+    pub async fn lapse_if_due(&mut self, tx: &mpsc::Sender<Message>) {
         let due = self.gate.borrow().until.is_none_or(|u| Instant::now() >= u);
         if self.leading && due {
             tracing::warn!("the lease could not be renewed: this sidecar stops polling the cluster-wide endpoints until Redis answers");

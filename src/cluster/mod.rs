@@ -117,6 +117,7 @@ impl ClusterSync {
     /// right away. A clean stop lets the lease go with a last handover.
     pub async fn run(mut self, tx: mpsc::Sender<Message>, cancel: CancellationToken) {
         let mut failing = false;
+        let mut lease_failing = false;
         let (lease_every, ..) = lease::timings(self.interval);
         let mut next_sync = tokio::time::Instant::now();
         let mut next_lease = next_sync;
@@ -134,10 +135,35 @@ impl ClusterSync {
             if now >= next_lease {
                 if let Some(lease) = &mut self.lease {
                     let round = lease.round(&mut self.redis, &self.instance, &tx);
-                    let _ = tokio::select! {
+                    let outcome = tokio::select! {
                         r = tokio::time::timeout(self.timeout * 2, round) => r,
                         () = cancel.cancelled() => break,
                     };
+                    let failure = match outcome {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(Failure::from(e)),
+                        Err(_) => {
+                            lease.lapse_if_due(&tx).await;
+                            Some(Failure(ClusterErrorReason::Timeout, "no answer".into()))
+                        }
+                    };
+                    match failure {
+                        None => lease_failing = false,
+                        Some(Failure(reason, why)) => {
+                            if !lease_failing {
+                                tracing::warn!(reason = reason.as_str(), error = %why, "the poller lease could not be taken or renewed; retrying every third of sync_interval");
+                            }
+                            lease_failing = true;
+                            let report = Event::Cluster(ClusterReport::LeaseFailed { reason });
+                            let batch = Message::Batch(Batch {
+                                events: vec![report],
+                                ..Batch::default()
+                            });
+                            if tx.send(batch).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
                 }
                 next_lease = now + lease_every;
             }

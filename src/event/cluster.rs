@@ -101,6 +101,8 @@ pub enum ClusterReport {
         reason: ClusterErrorReason,
         duration_seconds: f64,
     },
+    /// A round of the poller lease (take, renew) failed.
+    LeaseFailed { reason: ClusterErrorReason },
 }
 
 /// `PFCOUNT` of one shared key.

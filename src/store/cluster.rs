@@ -20,6 +20,8 @@ pub struct ClusterView {
     pub up: Option<bool>,
     pub last_sync_ms: Option<i64>,
     pub errors: [u64; ClusterErrorReason::COUNT],
+    /// Failed rounds of the poller lease, by reason.
+    pub lease_errors: [u64; ClusterErrorReason::COUNT],
     pub duration: Histogram,
     /// The union's day, week and month containing the view's time, when Redis has
     /// answered for them.
@@ -122,6 +124,7 @@ impl ClusterFigures {
                 v.errors[*reason as usize] += 1;
                 v.duration.observe(&CALL_BUCKETS, *duration_seconds);
             }
+            ClusterReport::LeaseFailed { reason } => v.lease_errors[*reason as usize] += 1,
         }
     }
 
@@ -150,10 +153,16 @@ impl ClusterFigures {
     pub fn export<'a>(&'a self, out: &mut SnapshotOut<'a>) {
         let v = &self.view;
         for reason in ClusterErrorReason::ALL {
-            let n = v.errors[reason as usize];
-            if n > 0 {
-                out.counters
-                    .insert(key(&families::CLUSTER_SYNC_ERRORS, &[reason.as_str()]), n);
+            for (family, n) in [
+                (&families::CLUSTER_SYNC_ERRORS, v.errors[reason as usize]),
+                (
+                    &families::CLUSTER_LEASE_ERRORS,
+                    v.lease_errors[reason as usize],
+                ),
+            ] {
+                if n > 0 {
+                    out.counters.insert(key(family, &[reason.as_str()]), n);
+                }
             }
         }
         if v.duration.count > 0 {
@@ -172,13 +181,18 @@ impl ClusterFigures {
     pub fn import(&mut self, p: &Persisted) -> usize {
         for (name, &n) in &p.counters {
             let Some(k) = parse_key(name) else { continue };
-            if k.name == families::CLUSTER_SYNC_ERRORS.name {
-                if let Some(r) = ClusterErrorReason::ALL
-                    .iter()
-                    .find(|r| Some(r.as_str()) == k.get("reason"))
-                {
-                    self.view.errors[*r as usize] = n;
-                }
+            let counts = if k.name == families::CLUSTER_SYNC_ERRORS.name {
+                &mut self.view.errors
+            } else if k.name == families::CLUSTER_LEASE_ERRORS.name {
+                &mut self.view.lease_errors
+            } else {
+                continue;
+            };
+            if let Some(r) = ClusterErrorReason::ALL
+                .iter()
+                .find(|r| Some(r.as_str()) == k.get("reason"))
+            {
+                counts[*r as usize] = n;
             }
         }
         if let Some(h) = p

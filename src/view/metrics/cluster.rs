@@ -22,13 +22,18 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
     if let Some(ms) = c.last_sync_ms {
         gauge(enc, &families::CLUSTER_LAST_SYNC, ms as f64 / 1000.0)?;
     }
-    counters(
-        enc,
-        &families::CLUSTER_SYNC_ERRORS,
-        ClusterErrorReason::ALL
-            .iter()
-            .map(|r| (vec![("reason", r.as_str())], c.errors[*r as usize])),
-    )?;
+    for (family, errors) in [
+        (&families::CLUSTER_SYNC_ERRORS, &c.errors),
+        (&families::CLUSTER_LEASE_ERRORS, &c.lease_errors),
+    ] {
+        counters(
+            enc,
+            family,
+            ClusterErrorReason::ALL
+                .iter()
+                .map(|r| (vec![("reason", r.as_str())], errors[*r as usize])),
+        )?;
+    }
     histograms(
         enc,
         &families::CLUSTER_SYNC_DURATION,
