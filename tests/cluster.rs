@@ -889,3 +889,55 @@ fn an_oversized_handover_is_not_read() {
         sidecars[0].log_text()
     );
 }
+
+/// The lease script itself: a sidecar whose last round went unanswered (Redis ran it,
+/// the reply was lost) asks again as not leading and gets the handover back, instead
+/// of a bare renewal that would have skipped another holder's counts.
+#[test]
+fn the_lease_script_hands_the_handover_to_a_holder_that_did_not_see_its_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(redis) = RedisServer::start(dir.path()) else {
+        return;
+    };
+    let mut conn = redis.conn();
+    let script = redis::Script::new(jans_exporter::cluster::lease::TAKE_OR_RENEW);
+    let round = |conn: &mut redis::Connection, me: &str, leading: bool| -> (i64, Vec<u8>) {
+        let v: Vec<redis::Value> = script
+            .key("{t}:lease")
+            .key("{t}:handover")
+            .arg(me)
+            .arg(10_000)
+            .arg("")
+            .arg(60_000)
+            .arg(1000)
+            .arg(if leading { "0" } else { "1" })
+            .invoke(conn)
+            .unwrap();
+        let state = redis::from_redis_value_ref(&v[0]).unwrap();
+        let handover = v
+            .get(1)
+            .map(|h| redis::from_redis_value_ref(h).unwrap())
+            .unwrap_or_default();
+        (state, handover)
+    };
+    let _: () = redis::cmd("SET")
+        .arg("{t}:handover")
+        .arg("H")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(round(&mut conn, "a", false), (2, b"H".to_vec()), "taken");
+    assert_eq!(round(&mut conn, "b", false), (0, Vec::new()), "held by a");
+    assert_eq!(round(&mut conn, "a", true), (1, Vec::new()), "renewed");
+    // a's reply was lost: it asks as not leading and is handed the handover again.
+    assert_eq!(round(&mut conn, "a", false), (2, b"H".to_vec()));
+    // Larger than the bound: taken, not sent.
+    let _: () = redis::cmd("SET")
+        .arg("{t}:handover")
+        .arg(vec![b'x'; 2000])
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg("{t}:lease").query(&mut conn).unwrap();
+    assert_eq!(round(&mut conn, "b", false), (3, Vec::new()));
+    let holder: String = redis::cmd("GET").arg("{t}:lease").query(&mut conn).unwrap();
+    assert_eq!(holder, "b");
+}

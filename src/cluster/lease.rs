@@ -19,18 +19,20 @@ use crate::upstream::leader::Term;
 /// KEYS[1]: the lease; KEYS[2]: the handover.
 /// ARGV[1]: this sidecar's id; ARGV[2]: the lease time (ms); ARGV[3]: a handover to
 /// store, or ''; ARGV[4]: the handover's expiry (ms); ARGV[5]: the largest handover
-/// read back (bytes).
-/// Returns {0}: another sidecar holds it; {1}: renewed; {2, handover or ''}: taken;
-/// {3}: taken, but the handover is larger than ARGV[5] (not sent: bounded memory).
+/// read back (bytes); ARGV[6]: '1' when the caller does not believe it holds the lease
+/// (its last round went unanswered), so that a renewal hands the handover back too.
+/// Returns {0}: another sidecar holds it; {1}: renewed; {2, handover or ''}: taken, or
+/// renewed by a caller that did not know it held it; {3}: likewise, but the handover is
+/// larger than ARGV[5] (not sent: bounded memory).
 pub const TAKE_OR_RENEW: &str = r"
 local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
+if holder == ARGV[1] and ARGV[6] ~= '1' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   if ARGV[3] ~= '' then
     redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
   end
   return {1}
-elseif not holder then
+elseif holder == ARGV[1] or not holder then
   -- Read first: an error here (a missing permission) leaves the lease untaken.
   local size = redis.call('STRLEN', KEYS[2])
   local handover = ''
@@ -166,7 +168,8 @@ impl Lease {
                     .arg(millis(self.ttl))
                     .arg(payload.as_slice())
                     .arg(millis(HANDOVER_TTL))
-                    .arg(handover::MAX_BYTES),
+                    .arg(handover::MAX_BYTES)
+                    .arg(if self.leading { "0" } else { "1" }),
             )
             .await;
         let answer = match answer {
@@ -188,12 +191,8 @@ impl Lease {
                 self.gate
                     .send_modify(|t| t.until = Some(sent_at + self.valid));
             }
-            // Redis kept this sidecar's lease while it stopped polling (a slow
-            // answer): its own marks are the latest, nothing to take over.
-            1 => {
-                self.acquired(Some(Handover::default()), None, sent_at, tx)
-                    .await;
-            }
+            // (A caller not leading here is answered 2, never 1: an unexpected answer
+            // is taken as another's lease, below.)
             2 | 3 => {
                 if state == 3 {
                     tracing::warn!(
