@@ -133,6 +133,19 @@ fn wait_next_sync(e: &Exporter) {
     .expect("another sync");
 }
 
+/// A sidecar Redis refuses: syncs fail for `reason`, `jans_cluster_up` is 0, and its
+/// own figures count all `users` all the same.
+fn assert_refused_yet_counting(e: &Exporter, reason: &str, users: u64) {
+    let series_name = format!("jans_cluster_sync_errors_total{{reason=\"{reason}\"}}");
+    wait_for(Duration::from_secs(30), || {
+        series(e, &series_name).filter(|n| *n >= 1.0)
+    })
+    .unwrap_or_else(|| panic!("no {reason} error:\n{}", e.metrics()));
+    let m = wait_for_records(e, users);
+    assert_eq!(sample(&m, "jans_cluster_up"), 0.0);
+    assert_eq!(sample(&m, LOCAL_MONTH), users as f64);
+}
+
 fn get_registers(conn: &mut redis::Connection, key: &str) -> RedisRegisters {
     let bytes: Vec<u8> = redis::cmd("GET").arg(key).query(conn).unwrap();
     RedisRegisters::from_dense_hyll(&bytes).unwrap_or_else(|e| panic!("{key}: {e}"))
@@ -774,13 +787,7 @@ fn the_documented_acl_is_enough_and_a_wrong_password_is_an_auth_error() {
         dir.path().join("wrong").display().to_string()
     );
     let refused = sidecar_in(dir.path(), "b", &url, 0..50, &extra, None);
-    wait_for(Duration::from_secs(30), || {
-        series(&refused, "jans_cluster_sync_errors_total{reason=\"auth\"}").filter(|n| *n >= 1.0)
-    })
-    .unwrap_or_else(|| panic!("{}", refused.metrics()));
-    let m = wait_for_records(&refused, 50);
-    assert_eq!(sample(&m, "jans_cluster_up"), 0.0);
-    assert_eq!(sample(&m, LOCAL_MONTH), 50.0);
+    assert_refused_yet_counting(&refused, "auth", 50);
 }
 
 /// `rediss://`: a Redis with a certificate from a private CA is trusted through
@@ -848,17 +855,7 @@ fn tls_to_redis_verifies_the_server_with_the_configured_ca() {
         .query(&mut redis.conn())
         .unwrap();
     assert_eq!(pfcount as f64, counted);
-    wait_for(Duration::from_secs(30), || {
-        series(
-            &untrusted,
-            "jans_cluster_sync_errors_total{reason=\"connect\"}",
-        )
-        .filter(|n| *n >= 1.0)
-    })
-    .unwrap_or_else(|| panic!("{}", untrusted.metrics()));
-    let m = wait_for_records(&untrusted, 100);
-    assert_eq!(sample(&m, "jans_cluster_up"), 0.0);
-    assert_eq!(sample(&m, LOCAL_MONTH), 100.0);
+    assert_refused_yet_counting(&untrusted, "connect", 100);
 }
 
 /// A handover key holding something far larger than a handover can be (a corrupt or
