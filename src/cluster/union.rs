@@ -173,7 +173,7 @@ impl Sent {
 
 fn previous_month(yyyymm: u32) -> u32 {
     if yyyymm % 100 <= 1 {
-        (yyyymm / 100 - 1) * 100 + 12
+        (yyyymm / 100).saturating_sub(1) * 100 + 12
     } else {
         yyyymm - 1
     }
