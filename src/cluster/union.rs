@@ -80,7 +80,7 @@ impl Sent {
         now_ms: i64,
         retain_months: u32,
     ) -> Plan<'a> {
-        let full = self.syncs % FULL_SYNC_EVERY == 0;
+        let full = self.syncs.is_multiple_of(FULL_SYNC_EVERY);
         let mut plan = Plan::default();
         let mut index: HashMap<PeriodId, usize> = HashMap::new();
         let mut count = |plan: &mut Plan<'a>, id: PeriodId| -> Option<usize> {

@@ -110,7 +110,7 @@ impl Generator {
     }
 
     pub fn username(n: u32) -> String {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             format!("uid-{n}")
         } else {
             format!("user{n:06}@example.org")
