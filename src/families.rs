@@ -197,6 +197,34 @@ families! {
     CLUSTER_SYNC_DURATION: Histogram "jans_cluster_sync_duration" Some(Unit::Seconds), [],
         "Time of one sync with the cluster's Redis, successful or not";
 
+    // An Okta org's System Log (only with okta.org_url).
+    OKTA_ACTIVE_USERS: Gauge "jans_okta_active_users" None, ["period"],
+        "Distinct Okta users with a successful token grant in a user-based flow of a custom authorization server in the current UTC day, ISO week and month";
+    OKTA_MONTHLY_ACTIVE_USERS: Gauge "jans_okta_monthly_active_users" None, ["month"],
+        "Distinct Okta users with a successful token grant in a user-based flow of a custom authorization server, per retained UTC month (YYYYMM): API Access Management's MAU";
+    OKTA_M2M_TOKENS: Counter "jans_okta_m2m_tokens" None, ["authorization_server"],
+        "Access tokens issued to client-credentials (machine-to-machine) clients by Okta custom authorization servers, by server id (the largest by volume; the rest other)";
+    OKTA_EVENTS: Counter "jans_okta_events" None, ["flow", "billed"],
+        "Token-grant events read from the Okta System Log by flow (user, m2m, other), and whether they count in the billing figures";
+    OKTA_SKIPPED_EVENTS: Counter "jans_okta_skipped_events" None, ["reason"],
+        "Okta System Log events that could not be counted, by reason (malformed, bad_timestamp, no_user)";
+    OKTA_DUPLICATE_EVENTS: Counter "jans_okta_duplicate_events" None, [],
+        "Okta System Log events received again (same uuid) and not counted twice";
+    OKTA_UP: Gauge "jans_okta_up" None, [],
+        "1 when the last request to the Okta System Log succeeded";
+    OKTA_ERRORS: Counter "jans_okta_errors" None, ["reason"],
+        "Failed requests to the Okta System Log, by reason";
+    OKTA_REQUEST_DURATION: Histogram "jans_okta_request_duration" Some(Unit::Seconds), [],
+        "Time of requests to the Okta System Log";
+    OKTA_LAST_SUCCESS: Gauge "jans_okta_last_success_timestamp" Some(Unit::Seconds), [],
+        "When a request to the Okta System Log last succeeded, since the epoch";
+    OKTA_NEWEST_EVENT: Gauge "jans_okta_newest_event_timestamp" Some(Unit::Seconds), [],
+        "The newest published time of the Okta System Log events read, since the epoch";
+    OKTA_LAG: Gauge "jans_okta_lag" Some(Unit::Seconds), [],
+        "Age of the newest Okta System Log event read, at the time of the scrape";
+    OKTA_RATE_LIMIT_REMAINING: Gauge "jans_okta_rate_limit_remaining" None, [],
+        "Requests left in the current rate-limit window of /api/v1/logs, as Okta's last answer said (X-Rate-Limit-Remaining)";
+
     // The exporter process.
     BUILD_INFO: Gauge "jans_exporter_build_info" None, ["version", "revision", "rustc"],
         "Build of the running exporter: its version, the commit it was built from and the compiler's version; always 1";

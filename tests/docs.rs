@@ -68,6 +68,31 @@ fn exposed() -> BTreeMap<String, (String, BTreeSet<String>)> {
     up.leadership(&jans_exporter::event::Leadership::Alone);
     view.upstream = up.view(1);
     view.cluster = Some(cluster.view(1));
+    // The Okta families, as after a page with a user and an M2M grant.
+    let mut okta = jans_exporter::store::okta::OktaFigures::new(14, 13, 10);
+    use jans_exporter::event::{OktaCall, OktaEvent, OktaKind, UserKey};
+    for (id, kind) in [
+        (1, OktaKind::User(UserKey::of("u"))),
+        (2, OktaKind::M2m(Some("aus1".into()))),
+    ] {
+        okta.event(
+            &OktaEvent {
+                id,
+                published_ms: 1,
+                kind,
+            },
+            &h,
+            1,
+        );
+    }
+    okta.call(&OktaCall {
+        result: Ok(()),
+        seconds: 0.1,
+        at_ms: 1,
+        next: Some("https://acme.okta.com/api/v1/logs?after=1".into()),
+        rate_limit_remaining: Some(10),
+    });
+    view.okta = Some(okta.view(1));
     published.store(view);
     let process: Arc<dyn ProcessInfo> = Arc::new(jans_exporter::process::ProcSelf);
     let text =

@@ -6,8 +6,10 @@
 use std::hash::{Hash, Hasher};
 
 mod cluster;
+mod okta;
 mod upstream;
 pub use cluster::*;
+pub use okta::*;
 pub use upstream::*;
 
 /// Declares [`Action`] from one table of variants and upstream spellings, so the
@@ -326,6 +328,10 @@ pub enum Event {
     Cluster(ClusterReport),
     /// This sidecar started or stopped polling the cluster-wide endpoints.
     Leadership(Leadership),
+    /// One System Log event of an Okta org.
+    Okta(OktaEvent),
+    /// One request to Okta's System Log, and where the next page starts.
+    OktaCall(OktaCall),
 }
 
 /// Where a file can be read again from after a restart, such that every record after it

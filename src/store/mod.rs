@@ -4,6 +4,7 @@
 //! [`View`] that the HTTP views read without ever waiting on ingestion.
 
 pub mod cluster;
+pub mod okta;
 pub mod pairing;
 pub mod persist;
 pub mod redis_hll;
@@ -36,6 +37,9 @@ pub struct StoreConfig {
     pub server_time_zone: chrono_tz::Tz,
     /// Keep Redis-compatible registers for the cluster-wide union (`cluster.redis_url`).
     pub cluster: bool,
+    /// Keep Okta figures, with this many authorization servers as label values
+    /// (`okta.org_url`, `okta.max_authorization_servers`).
+    pub okta: Option<usize>,
 }
 
 impl StoreConfig {
@@ -51,6 +55,7 @@ impl StoreConfig {
             max_clock_ahead_ms: 86_400_000,
             server_time_zone: chrono_tz::Tz::UTC,
             cluster: false,
+            okta: None,
         }
     }
 }
@@ -291,6 +296,8 @@ pub struct View {
     pub upstream: upstream::UpstreamView,
     /// Present when a cluster is configured.
     pub cluster: Option<cluster::ClusterView>,
+    /// Present when an Okta org is configured.
+    pub okta: Option<okta::OktaView>,
     pub at_ms: i64,
 }
 
@@ -338,6 +345,8 @@ pub struct Store {
     users: ActiveUsers,
     /// Only with a cluster configured.
     cluster: Option<cluster::ClusterFigures>,
+    /// Only with an Okta org configured.
+    okta: Option<okta::OktaFigures>,
     checkpoints: BTreeMap<FileId, FileCheckpoint>,
     /// Files no longer followed, oldest first: where each stopped (see [`CLOSED_KEPT`]).
     closed: std::collections::VecDeque<FileCheckpoint>,
@@ -363,6 +372,9 @@ impl Store {
         let cluster = config
             .cluster
             .then(|| cluster::ClusterFigures::new(config.retain_months));
+        let okta = config
+            .okta
+            .map(|max| okta::OktaFigures::new(config.precision, config.retain_months, max));
         let upstream = upstream::UpstreamFigures::new(config.precision, config.retain_months);
         let clock_ms = now_ms();
         let horizon = Horizon::at(clock_ms, config.max_clock_ahead_ms);
@@ -373,6 +385,7 @@ impl Store {
             counters: Counters::default(),
             users,
             cluster,
+            okta,
             checkpoints: BTreeMap::new(),
             closed: std::collections::VecDeque::new(),
             tail: TailStatus::default(),
@@ -406,6 +419,9 @@ impl Store {
             .collect();
         store.pairing = pairing::Pairing::import(&p.pending.authorizations, store.clock_ms);
         store.upstream.import(p);
+        if let Some(o) = &mut store.okta {
+            o.import(p);
+        }
         let precision = store.config.precision;
         let mut refused = 0usize;
         if p.sketches.precision != precision && !p.sketches.sets.is_empty() {
@@ -419,6 +435,10 @@ impl Store {
                 let users = match set.as_str() {
                     "active_users" => &mut store.users,
                     "fido2_users" => store.upstream.fido2_users_mut(),
+                    "okta_users" => match &mut store.okta {
+                        Some(o) => o.users_mut(),
+                        None => continue,
+                    },
                     _ => continue,
                 };
                 for (kind, periods) in kinds {
@@ -471,6 +491,7 @@ impl Store {
                 authorizations: self.pairing.export(),
             },
             cluster_registers: None,
+            okta: None,
         };
         if let Some(ms) = self.counters.last_record_ms {
             out.times
@@ -479,6 +500,9 @@ impl Store {
         self.upstream.export(&mut out);
         if let Some(c) = &self.cluster {
             c.export(&mut out);
+        }
+        if let Some(o) = &self.okta {
+            o.export(&mut out);
         }
         out
     }
@@ -702,6 +726,16 @@ impl Store {
             Event::Truncated => c.truncations += 1,
             Event::FileLost => c.files_lost += 1,
             Event::Leadership(ref change) => self.upstream.leadership(change),
+            Event::Okta(ref e) => {
+                if let Some(o) = &mut self.okta {
+                    o.event(e, &self.horizon, self.clock_ms);
+                }
+            }
+            Event::OktaCall(ref call) => {
+                if let Some(o) = &mut self.okta {
+                    o.call(call);
+                }
+            }
             Event::Cluster(ref report) => {
                 if let Some(cluster) = &mut self.cluster {
                     cluster.report(report);
@@ -711,6 +745,13 @@ impl Store {
     }
 
     /// A consistent picture as of `now_ms` (wall clock: "current" periods).
+    /// Where the Okta source continues: the saved `next` link.
+    pub fn okta_next(&self) -> Option<String> {
+        self.okta
+            .as_ref()
+            .and_then(|o| o.next().map(str::to_string))
+    }
+
     /// Every retained period's cluster registers (none without a cluster), as the
     /// syncer merges them.
     pub fn cluster_registers(&self) -> Vec<crate::event::PeriodRegisters> {
@@ -730,6 +771,7 @@ impl Store {
             state: self.state.clone(),
             upstream: self.upstream.view(now_ms),
             cluster: self.cluster.as_ref().map(|c| c.view(now_ms)),
+            okta: self.okta.as_mut().map(|o| o.view(now_ms)),
             at_ms: now_ms,
         }
     }

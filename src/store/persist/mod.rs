@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::{Persisted, SnapshotOut};
 
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 const MAGIC: &str = "JANSX-STATE";
 const FILE_NAME: &str = "state.json";
 /// A snapshot larger than this is not read (bounded memory on a hostile file).
@@ -101,12 +101,14 @@ pub fn exercise_decoder(data: &[u8], scratch: &Path) {
         with_valid_header(2, data),
         with_valid_header(3, data),
         with_valid_header(4, data),
+        with_valid_header(5, data),
     ] {
         let Ok(persisted) = decode(&bytes) else {
             continue;
         };
         let mut config = StoreConfig::new(14, 13, &[crate::event::Action::TokenRequest]);
         config.cluster = true;
+        config.okta = Some(10);
         let mut store = Store::restore(config, &persisted);
         let _ = store.view(0);
         let file = StateFile::new(scratch);
@@ -181,7 +183,7 @@ pub fn decode(bytes: &[u8]) -> Result<Persisted, String> {
     }
     match version.parse::<u32>() {
         Ok(1) => v1::decode(body),
-        Ok(2..=4) => model::decode_v2(body),
+        Ok(2..=5) => model::decode_v2(body),
         Ok(other) => Err(format!(
             "unsupported state version {other} (this build reads 1 to {VERSION})"
         )),

@@ -240,13 +240,16 @@ pub struct Persisted {
     /// Redis-compatible registers per user set, period kind and period key, packed 6
     /// bits each as in Redis's dense encoding (version 4; only with a cluster configured).
     pub cluster_registers: ClusterRegistersIn,
+    /// The Okta source's checkpoint, recent event ids and authorization servers
+    /// (version 5).
+    pub okta: crate::store::okta::OktaSection,
     /// Sections (or single sketches) that could not be read, by section name.
     pub dropped: Vec<&'static str>,
 }
 
 /// The sections of a body, in the order written: version 2's, `closed` since version
-/// 3, `cluster_registers` since version 4.
-pub const SECTIONS: [&str; 11] = [
+/// 3, `cluster_registers` since version 4, `okta` since version 5.
+pub const SECTIONS: [&str; 12] = [
     "counters",
     "histograms",
     "times",
@@ -258,6 +261,7 @@ pub const SECTIONS: [&str; 11] = [
     "pending",
     "closed",
     "cluster_registers",
+    "okta",
 ];
 
 /// What a save writes: small sections owned, the large ones (sketches) borrowed and
@@ -277,6 +281,8 @@ pub struct SnapshotOut<'a> {
     pub pending: PendingSection,
     /// The registers of [`UserSet::ALL`], in that order.
     pub cluster_registers: Option<[&'a ActiveUsers<RedisRegisters>; 2]>,
+    /// Only with an Okta org configured.
+    pub okta: Option<crate::store::okta::OktaSection>,
 }
 
 /// `{set: {kind: {period: base64 of the packed registers}}}`, the sets in
@@ -398,6 +404,9 @@ impl Serialize for SnapshotOut<'_> {
         map.serialize_entry("fido2", &self.fido2)?;
         map.serialize_entry("pending", &self.pending)?;
         map.serialize_entry("closed", &self.closed)?;
+        if let Some(okta) = &self.okta {
+            map.serialize_entry("okta", okta)?;
+        }
         map.serialize_entry(
             "cluster_registers",
             &ClusterRegistersOut(self.cluster_registers),
@@ -439,6 +448,7 @@ pub fn decode_v2(body: &[u8]) -> Result<Persisted, String> {
     p.fido2 = section(&sections, "fido2", &mut p.dropped);
     p.pending = section(&sections, "pending", &mut p.dropped);
     p.closed = section(&sections, "closed", &mut p.dropped);
+    p.okta = section(&sections, "okta", &mut p.dropped);
     if let Some(raw) = sections.get("cluster_registers") {
         match decode_cluster_registers(raw.get()) {
             Ok((registers, bad)) => {

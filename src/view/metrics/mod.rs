@@ -10,6 +10,7 @@
 mod audit;
 mod cluster;
 mod fido2;
+mod okta;
 mod process;
 mod server_log;
 mod state;
@@ -48,6 +49,7 @@ const COLLECTORS: &[EncodeView] = &[
     upstream::encode,
     fido2::encode,
     cluster::encode,
+    okta::encode,
 ];
 
 /// Label pairs of one sample, in the family's declared label order.
