@@ -41,6 +41,8 @@ pub enum AppError {
     WebConfig(#[from] crate::view::web_config::WebConfigError),
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("okta: {0}")]
+    Okta(String),
     #[error("the store thread died ({0}); the process exits so that it is restarted")]
     StoreDied(String),
 }
@@ -55,6 +57,11 @@ fn store_config(config: &Config) -> StoreConfig {
         i64::try_from(config.sketch.max_clock_ahead.as_millis()).unwrap_or(i64::MAX);
     c.server_time_zone = config.server_time_zone().unwrap_or(chrono_tz::Tz::UTC);
     c.cluster = config.cluster.redis_url.is_some();
+    c.okta = config
+        .okta
+        .org_url
+        .is_some()
+        .then_some(config.okta.max_authorization_servers);
     c
 }
 
@@ -345,6 +352,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         every: config.state.flush_interval,
     };
     let fido2_synced_ms = store.fido2_synced_ms();
+    let okta_next = store.okta_next();
     let published = Arc::new(Published::default());
     let (tx, rx) = tokio::sync::mpsc::channel::<Message>(64);
     let client = upstream_client(&config)?;
@@ -380,6 +388,11 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let polled = start_pollers(pollers, &gate, &tx, &cancel, &mut tasks);
     if let Some(sync) = cluster {
         tasks.spawn(sync.run(tx.clone(), cancel.clone()));
+    }
+    if config.okta.org_url.is_some() {
+        let okta = crate::okta::OktaSource::new(&config.okta)
+            .map_err(|e| AppError::Okta(e.to_string()))?;
+        tasks.spawn(okta.run(okta_next, tx.clone(), cancel.clone()));
     }
     let store_published = Arc::clone(&published);
     let mut store_done = spawn_store(

@@ -46,6 +46,24 @@ mod duration {
     }
 }
 
+/// An optional duration; absent means unset.
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -60,7 +78,68 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub cluster: ClusterConfig,
+    #[serde(default)]
+    pub okta: OktaConfig,
 }
+
+/// An Okta org's System Log as a second source of the billing figures
+/// (`docs/okta.md`). Off without `org_url`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OktaConfig {
+    /// `https://<org>.okta.com` (plain `http://` only to a loopback address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_url: Option<String>,
+    /// A file holding an API token (`Authorization: SSWS <token>`), re-read when it
+    /// changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_token_file: Option<PathBuf>,
+    /// Instead of an API token, OAuth 2.0 for Okta: a service app's client id ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// ... and the PEM private key it signs its client assertions with
+    /// (`private_key_jwt`), the public half registered with the app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<PathBuf>,
+    /// The key's `kid` in the app's key set, sent in the assertion's header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// How long to wait after a page that was not full.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// How far back the first run starts; unset: the start of the current UTC month.
+    /// At most 90 days (the System Log's retention).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_duration"
+    )]
+    pub backfill: Option<Duration>,
+    /// Each request's deadline.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Authorization servers kept as label values, by volume; the rest are `other`.
+    pub max_authorization_servers: usize,
+}
+
+impl Default for OktaConfig {
+    fn default() -> OktaConfig {
+        OktaConfig {
+            org_url: None,
+            api_token_file: None,
+            client_id: None,
+            private_key_file: None,
+            key_id: None,
+            poll_interval: Duration::from_secs(60),
+            backfill: None,
+            timeout: Duration::from_secs(30),
+            max_authorization_servers: 10,
+        }
+    }
+}
+
+/// The System Log keeps 90 days.
+pub const OKTA_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
 /// Cluster-wide figures through Redis (`docs/operations.md`). Off without `redis_url`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +187,16 @@ impl Default for ClusterConfig {
             timeout: Duration::from_secs(5),
         }
     }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// How Redis is deployed (`cluster.mode`).
@@ -499,6 +588,7 @@ impl Config {
             api: ApiConfig::default(),
             log: LogConfig::default(),
             cluster: ClusterConfig::default(),
+            okta: OktaConfig::default(),
         }
     }
 
@@ -660,6 +750,59 @@ impl Config {
                     "all redis:// or all rediss://, not a mix".into(),
                 );
             }
+        }
+        let o = &self.okta;
+        if let Some(url) = &o.org_url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+                Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
+                _ => {
+                    return invalid(
+                        "okta.org_url",
+                        "must be https://<org>.okta.com (http only to a loopback address: the API token would travel in clear)".into(),
+                    )
+                }
+            }
+            let oauth = o.client_id.is_some() || o.private_key_file.is_some();
+            match (&o.api_token_file, &o.client_id, &o.private_key_file) {
+                (Some(_), _, _) if oauth => {
+                    return invalid(
+                        "okta.api_token_file",
+                        "either an API token or OAuth (client_id, private_key_file), not both".into(),
+                    )
+                }
+                (Some(_), _, _) | (None, Some(_), Some(_)) => {}
+                (None, None, None) => {
+                    return invalid(
+                        "okta.api_token_file",
+                        "an org_url needs credentials: api_token_file, or client_id with private_key_file".into(),
+                    )
+                }
+                (None, _, _) => {
+                    return invalid(
+                        "okta.client_id",
+                        "OAuth for Okta needs both client_id and private_key_file".into(),
+                    )
+                }
+            }
+        }
+        if o.poll_interval < Duration::from_secs(1) {
+            return invalid("okta.poll_interval", "must be at least 1s".into());
+        }
+        if o.backfill.is_some_and(|b| b > OKTA_RETENTION) {
+            return invalid(
+                "okta.backfill",
+                "at most 90d: the System Log keeps no more".into(),
+            );
+        }
+        if o.timeout < Duration::from_millis(100) || o.timeout > Duration::from_secs(300) {
+            return invalid("okta.timeout", "must be between 100ms and 5m".into());
+        }
+        if !(1..=100).contains(&o.max_authorization_servers) {
+            return invalid(
+                "okta.max_authorization_servers",
+                "must be between 1 and 100".into(),
+            );
         }
         match (c.mode, &c.sentinel_master) {
             (RedisMode::Sentinel, None) => {
@@ -876,6 +1019,42 @@ mod tests {
             Config::load(Some(Path::new("/no/such.toml"))),
             Err(ConfigError::MissingFile(_))
         ));
+    }
+
+    #[test]
+    fn okta_needs_one_kind_of_credentials_and_a_safe_url() {
+        let org = "[okta]\norg_url = \"https://acme.okta.com\"\n";
+        let refused = [
+            (org.to_string(), "okta.api_token_file"),
+            (format!("{org}api_token_file = \"/t\"\nclient_id = \"0oa\"\nprivate_key_file = \"/k\"\n"), "not both"),
+            (format!("{org}client_id = \"0oa\"\n"), "okta.client_id"),
+            (format!("{org}private_key_file = \"/k\"\n"), "okta.client_id"),
+            ("[okta]\norg_url = \"http://acme.okta.com\"\napi_token_file = \"/t\"\n".into(), "okta.org_url"),
+            (format!("{org}api_token_file = \"/t\"\nbackfill = \"91d\"\n"), "okta.backfill"),
+            (format!("{org}api_token_file = \"/t\"\npoll_interval = \"10ms\"\n"), "okta.poll_interval"),
+            (format!("{org}api_token_file = \"/t\"\nmax_authorization_servers = 0\n"), "okta.max_authorization_servers"),
+        ];
+        for (toml, key) in refused {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("c.toml", &toml)?;
+                let err = Config::load(Some(Path::new("c.toml")))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(key), "{toml:?} gave {err:?}");
+                Ok(())
+            });
+        }
+        for toml in [
+            format!("{org}api_token_file = \"/t\"\nbackfill = \"90d\"\n"),
+            format!("{org}client_id = \"0oa\"\nprivate_key_file = \"/k\"\nkey_id = \"k1\"\n"),
+            "[okta]\norg_url = \"http://127.0.0.1:8080\"\napi_token_file = \"/t\"\n".into(),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("c.toml", &toml)?;
+                Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+                Ok(())
+            });
+        }
     }
 
     #[test]

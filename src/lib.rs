@@ -13,6 +13,7 @@ pub mod families;
 pub mod generate;
 pub mod healthcheck;
 pub mod log_limit;
+pub mod okta;
 pub mod process;
 pub mod source;
 pub mod store;

@@ -48,16 +48,25 @@ struct CachedToken {
     until: Instant,
 }
 
-/// The client secret, from config or a mounted file re-read when it changes. The file
-/// is read with async I/O; the cache lock is never held across it.
-struct SecretSource {
+/// A secret, from config or a mounted file re-read when it changes. The file is read
+/// with async I/O; the cache lock is never held across it.
+pub struct SecretSource {
     inline: String,
     file: Option<PathBuf>,
     cached: Mutex<Option<(SystemTime, String)>>,
 }
 
 impl SecretSource {
-    async fn get(&self) -> Option<String> {
+    /// A secret kept in a file only.
+    pub(crate) fn file(path: PathBuf) -> SecretSource {
+        SecretSource {
+            inline: String::new(),
+            file: Some(path),
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub(crate) async fn get(&self) -> Option<String> {
         let Some(path) = &self.file else {
             return (!self.inline.is_empty()).then(|| self.inline.clone());
         };
