@@ -46,8 +46,10 @@ fn current_header() -> String {
     format!("JANSX-STATE {} ", jans_exporter::store::persist::VERSION)
 }
 
-/// With a cluster configured, so that version 4's registers load (earlier versions
-/// have none, and a store without them renders the same figures).
+/// With a cluster and Okta configured, so that version 4's registers and version 5's
+/// Okta section load (earlier versions have none, and a store without them renders the
+/// same figures). Two authorization servers kept as labels, as when version 5's
+/// fixture was written.
 fn config() -> StoreConfig {
     let active: Vec<Action> = jans_exporter::generate::DEFAULT_ACTIVE
         .iter()
@@ -55,6 +57,7 @@ fn config() -> StoreConfig {
         .collect();
     let mut c = StoreConfig::new(14, 13, &active);
     c.cluster = true;
+    c.okta = Some(2);
     c
 }
 
@@ -386,6 +389,78 @@ fn the_full_version_4_snapshot_loads_every_figure_and_the_cluster_registers() {
         panic!("the resave did not load")
     };
     assert_eq!(restored(&Store::restore(config(), &p)), saved);
+}
+
+/// Version 5 (written by the release that introduced it: its store restored from the
+/// version-4 fixture, then a System Log page read by its Okta parser and the outcomes
+/// of ten requests applied, and saved): every earlier figure, every Okta figure, and
+/// the Okta section (the `next` link, the event ids seen, the authorization servers
+/// admitted as labels) through a resave.
+#[test]
+fn the_full_version_5_snapshot_loads_every_figure_and_the_okta_checkpoint() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let fixture = format!("{dir}state-v5-full.json");
+    let reference = format!("{dir}state-v5-full.prom");
+    loads_every_figure_and_survives_a_resave(
+        &fixture,
+        &reference,
+        2,
+        &[
+            "jans_cluster_last_sync_timestamp_seconds",
+            "jans_okta_active_users{period=\"day\"}",
+            "jans_okta_active_users{period=\"week\"}",
+            "jans_okta_monthly_active_users{month=\"202611\"}",
+            "jans_okta_monthly_active_users{month=\"202612\"}",
+            "jans_okta_m2m_tokens_total{authorization_server=\"aus1payments\"}",
+            "jans_okta_m2m_tokens_total{authorization_server=\"other\"}",
+            "jans_okta_m2m_tokens_total{authorization_server=\"unknown\"}",
+            "jans_okta_events_total{flow=\"user\",billed=\"false\"}",
+            "jans_okta_events_total{flow=\"other\",billed=\"false\"}",
+            "jans_okta_skipped_events_total{reason=\"malformed\"}",
+            "jans_okta_skipped_events_total{reason=\"no_user\"}",
+            "jans_okta_duplicate_events_total",
+            "jans_okta_errors_total{reason=\"rate_limited\"}",
+            "jans_okta_errors_total{reason=\"decode\"}",
+            "jans_okta_request_duration_seconds_count",
+            "jans_okta_last_success_timestamp_seconds",
+            "jans_okta_newest_event_timestamp_seconds",
+        ],
+    );
+    let state = tempfile::tempdir().unwrap();
+    std::fs::copy(&fixture, state.path().join("state.json")).unwrap();
+    let Loaded::Snapshot(p) = StateFile::new(state.path()).load() else {
+        panic!("the version 5 fixture did not load")
+    };
+    let okta = p.okta.clone();
+    assert!(okta
+        .next
+        .as_deref()
+        .is_some_and(|n| n.starts_with("https://acme.okta.com/api/v1/logs?after=1796318900000_9")));
+    // Every counted event's id, and the admitted servers, are in the fixture.
+    assert_eq!(okta.seen.len(), 362);
+    let store = Store::restore(config(), &p);
+    assert_eq!(store.okta_next(), okta.next);
+    let again = tempfile::tempdir().unwrap();
+    StateFile::new(again.path())
+        .save(&store.snapshot_out())
+        .unwrap();
+    let Loaded::Snapshot(p) = StateFile::new(again.path()).load() else {
+        panic!("the resave did not load")
+    };
+    assert_eq!(p.okta, okta, "the Okta section after a resave");
+    // The ids are really used: the same event again is a duplicate, not a count.
+    let mut store = Store::restore(config(), &p);
+    let before = store.view(p.saved_at_ms);
+    let seen_id = okta.seen[0].0;
+    store.apply_event(&Event::Okta(jans_exporter::event::OktaEvent {
+        id: seen_id,
+        published_ms: p.saved_at_ms,
+        kind: jans_exporter::event::OktaKind::M2m(Some("aus1payments".into())),
+    }));
+    let after = store.view(p.saved_at_ms);
+    let (b, a) = (before.okta.unwrap(), after.okta.unwrap());
+    assert_eq!(a.duplicates, b.duplicates + 1);
+    assert_eq!(a.m2m_tokens, b.m2m_tokens);
 }
 
 fn family_sum_of(samples: &BTreeMap<String, f64>, family: &str) -> f64 {
