@@ -25,6 +25,8 @@
     fido2SlowSeconds: 30,
     // JansClusterSyncFailing fires when every sync of a sidecar failed this long.
     clusterSyncFailingFor: '10m',
+    // JansOktaPollingFailing fires when every request to the System Log failed this long.
+    oktaPollingFailingFor: '15m',
 
     dashboardTags: ['jans-exporter'],
     dashboardRefresh: '30s',

@@ -145,6 +145,15 @@ local polledIncrease(c, metric, extra, window) =
           'A sidecar cannot sync with the cluster\'s Redis.',
           '{{ $labels.instance }} has failed every sync with Redis for %s: cluster-wide active users are not updated, and no sidecar polls the stat endpoint and the FIDO2 entries while none can hold the lease (counted late, not lost, once Redis answers).' % c.clusterSyncFailingFor,
         ),
+        // The Okta billing figures stop while the System Log cannot be read; the
+        // checkpoint waits, so they are counted late, not lost (within Okta's 90 days).
+        alert(
+          'JansOktaPollingFailing', 'warning',
+          'jans_okta_up{%s} == 0' % s,
+          c.oktaPollingFailingFor,
+          'The exporter cannot read the Okta System Log.',
+          'Every request from {{ $labels.instance }} to the Okta System Log has failed for %s: the Okta active users and M2M tokens are not updated (the checkpoint waits: counted late, not lost).' % c.oktaPollingFailingFor,
+        ),
         alert(
           'JansLogIngestionStalled', 'warning',
           |||
