@@ -109,6 +109,7 @@ fn the_overview_guides_row_by_row_with_health_in_colour_and_figures_per_month() 
             "Authorizations",
             "Tokens",
             "Active users",
+            "Okta",
             "FIDO2",
             "Upstream",
             "Exporter"

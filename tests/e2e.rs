@@ -9,6 +9,8 @@
 mod common;
 #[path = "common/fake_janssen.rs"]
 mod fake_janssen;
+#[path = "common/fake_okta.rs"]
+mod fake_okta;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
@@ -166,14 +168,31 @@ fn healthy_flows_are_silent_and_a_burst_of_wrong_passwords_pages() {
             serde_json::json!({"id":"f1","timestamp":t + 3,"username":"c","operationType":"FALLBACK","status":"ATTEMPT","fallbackMethod":"PASSWORD"}),
         ]
     });
+    // And an Okta org next to it: users and M2M tokens of custom authorization servers.
+    let okta = fake_okta::FakeOkta::start("okta-e2e-token");
+    okta.with(|s| {
+        let at = chrono::Utc::now() - chrono::Duration::minutes(5);
+        let published = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        for i in 0..30 {
+            let (grant, target) = if i % 3 == 0 {
+                ("client_credentials", serde_json::json!([{"id":"aus1payments","type":"AuthorizationServer"}]))
+            } else {
+                ("authorization_code", serde_json::json!([{"id":format!("00u{i}"),"type":"User"},{"id":"aus1payments","type":"AuthorizationServer"}]))
+            };
+            s.add(serde_json::json!({"uuid":format!("e2e-{i}"),"published":published,"eventType":"app.oauth2.as.token.grant.access_token","outcome":{"result":"SUCCESS"},"actor":{"id":"0oa1","type":"PublicClientApp"},"target":target,"debugContext":{"debugData":{"grantType":grant}}}));
+        }
+    });
+    std::fs::write(d.join("okta-token"), "okta-e2e-token\n").unwrap();
     let log = d.join("jans-auth_audit.log");
     let server_log = d.join("jans-auth.log");
     std::fs::write(&log, b"").unwrap();
     std::fs::write(&server_log, b"").unwrap();
     let upstream = format!(
-        "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"2s\"\nhealth_interval = \"1s\"\nfido2_interval = \"2s\"\n[cluster]\nredis_url = \"{}\"\nsync_interval = \"1s\"\n",
+        "[upstream]\nbase_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nstat_interval = \"2s\"\nhealth_interval = \"1s\"\nfido2_interval = \"2s\"\n[cluster]\nredis_url = \"{}\"\nsync_interval = \"1s\"\n[okta]\norg_url = \"{}\"\napi_token_file = {:?}\npoll_interval = \"1s\"\n",
         fake.base(),
-        redis.url()
+        redis.url(),
+        okta.base(),
+        d.join("okta-token").display().to_string()
     );
     let exporter = Exporter::start(&write_config(d, &[d.join("jans-auth*.log")], &upstream));
     exporter.wait_ready();

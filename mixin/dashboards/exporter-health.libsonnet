@@ -48,6 +48,19 @@ function(c)
       g.target('sum by (endpoint, reason) (%s)' % rate('jans_upstream_errors_total'), '{{endpoint}} {{reason}}'),
     ], width=8),
 
+    g.row('Okta'),
+    g.stat('Okta System Log', 'Whether the last request of each exporter to the Okta System Log succeeded (okta.org_url; empty without it). JansOktaPollingFailing fires after 15 minutes down.', 'none', [
+      g.target('min by (instance) (jans_okta_up%s)' % sel(), '{{instance}}'),
+    ], width=8, height=8, mappings=g.upDown('up', 'down'), textMode='value_and_name'),
+    g.timeseries('Okta lag', 'Age of the newest System Log event read (grows while the org is quiet too), and requests left in the current rate-limit window of /api/v1/logs.', 's', [
+      g.target('max by (instance) (jans_okta_lag_seconds%s)' % sel(), '{{instance}} lag'),
+      g.target('min by (instance) (jans_okta_rate_limit_remaining%s)' % sel(), '{{instance}} requests left'),
+    ], width=8),
+    g.timeseries('Okta errors and latency', 'Failed System Log requests by reason, and the 95th percentile of request time.', 's', [
+      g.target('sum by (reason) (increase(jans_okta_errors_total%s[$__rate_interval]))' % sel(), '{{reason}} errors'),
+      g.target('histogram_quantile(0.95, sum by (le) (%s))' % rate('jans_okta_request_duration_seconds_bucket'), 'p95'),
+    ], width=8),
+
     g.row('Cluster'),
     g.stat('Redis sync', 'Whether the last sync of each sidecar with the cluster\'s Redis succeeded (cluster.redis_url; empty without one). JansClusterSyncFailing fires after 10 minutes down.', 'none', [
       g.target('min by (instance) (jans_cluster_up%s)' % sel(), '{{instance}}'),

@@ -77,6 +77,19 @@ function(c)
       g.target(once('month', 'jans_upstream_monthly_active_users%s' % sel()), '{{month}}'),
     ], width=8),
 
+    // An Okta org's System Log, when okta.org_url is set: one copy per org (max across
+    // the exporters that poll it, should several).
+    g.row('Okta'),
+    g.stat('Okta active users now', 'Distinct Okta users with a successful grant in a user-based flow of a custom authorization server in the current UTC day, ISO week and month, from the System Log (okta.org_url; empty without it): API Access Management\'s MAU as its own queries count it.', 'short', [
+      g.target(once('period', 'jans_okta_active_users%s' % sel()), '{{period}}'),
+    ], width=8, height=8, textMode='value_and_name'),
+    g.bars('Okta monthly active users', 'Distinct Okta users of user-based flows per UTC month (retained months), the billed figure.', 'short', [
+      g.target(once('month', 'jans_okta_monthly_active_users%s' % sel()), '{{month}}'),
+    ], width=8),
+    g.timeseries('Okta M2M tokens', 'Access tokens issued per second to client-credentials clients by Okta custom authorization servers, by server id (the largest; the rest other).', 'ops', [
+      g.target(once('authorization_server', rate('jans_okta_m2m_tokens_total')), '{{authorization_server}}'),
+    ], width=8),
+
     g.row('FIDO2'),
     g.timeseries('Passkey ceremonies', 'FIDO2 registrations and authentications per second by status, from the FIDO2 metrics API (details: the FIDO2 dashboard).', 'ops', [
       g.target(polled('operation, status', rate('jans_fido2_operations_total')), '{{operation}} {{status}}'),
