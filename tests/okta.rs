@@ -304,6 +304,11 @@ fn counts_match_the_truth_across_pages_duplicates_and_late_events() {
     assert_eq!(sample(&m, "jans_okta_up"), 1.0);
     assert!(sample(&m, "jans_okta_lag_seconds") < 3.0 * 86_400.0);
     assert!(sample(&m, "jans_okta_rate_limit_remaining") > 0.0);
+    let landing = e.get("/", &[]).text();
+    assert!(
+        landing.contains("System Log: last request answered"),
+        "{landing}"
+    );
 }
 
 #[test]
@@ -414,6 +419,11 @@ fn the_token_never_shows_and_a_next_link_elsewhere_is_not_followed() {
     .unwrap();
     // The first page counted; the link to another host never followed.
     assert!(elsewhere.with(|s| s.requests.is_empty()));
+    let landing = e.get("/", &[]).text();
+    assert!(
+        landing.contains("System Log: last request <strong>failed</strong>"),
+        "{landing}"
+    );
     // A wrong token: auth errors, not up; the token appears nowhere.
     let wrong = tempfile::tempdir().unwrap();
     std::fs::write(wrong.path().join("okta-token"), "wrong-token").unwrap();

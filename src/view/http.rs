@@ -287,6 +287,20 @@ impl HttpApp {
                 utc_or(c.last_sync_ms, "never")
             ));
         }
+        if let Some(o) = &view.okta {
+            let state = match o.up {
+                Some(true) => "answered",
+                Some(false) => "<strong>failed</strong>",
+                None => "not asked yet",
+            };
+            let errors: u64 = o.errors.iter().sum();
+            page.push_str(&format!(
+                "<h2>Okta</h2>\n<p>System Log: last request {state}; last success {}; {errors} failed requests; newest event published {}. Distinct users of user-based flows this month: {}.</p>\n",
+                utc_or(o.last_success_ms, "never"),
+                utc_or(o.newest_ms, "none yet"),
+                o.active[2]
+            ));
+        }
         page.push_str("<h2>Endpoints</h2>\n<ul>\n<li><a href=\"/metrics\">/metrics</a> (OpenMetrics or Prometheus text)</li>\n<li><a href=\"/healthz\">/healthz</a> (alive)</li>\n<li><a href=\"/readyz\">/readyz</a> (first pass over the logs done, state being saved)</li>\n</ul>\n</body></html>\n");
         response(StatusCode::OK, "text/html; charset=utf-8", page)
     }
