@@ -569,13 +569,8 @@ fn classify(e: &reqwest::Error) -> OktaErrorReason {
     if e.is_timeout() {
         return OktaErrorReason::Timeout;
     }
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = source {
-        let text = err.to_string().to_ascii_lowercase();
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
-            return OktaErrorReason::Tls;
-        }
-        source = err.source();
+    if crate::upstream::is_tls_error(e) {
+        return OktaErrorReason::Tls;
     }
     if e.is_decode() || e.is_body() {
         OktaErrorReason::Decode

@@ -799,6 +799,19 @@ fn utc_ms(zone: chrono_tz::Tz, time: LineTime) -> i64 {
     }
 }
 
+/// Forgets the ids of a de-duplication window (id → when it was seen) seen before
+/// `oldest_ms`, and beyond `max` the oldest of the rest: one selection, not a scan per
+/// id. The FIDO2 entries and the Okta events share it.
+pub(crate) fn trim_seen(seen: &mut BTreeMap<u64, i64>, oldest_ms: i64, max: usize) {
+    seen.retain(|_, t| *t >= oldest_ms);
+    if seen.len() > max {
+        let mut times: Vec<i64> = seen.values().copied().collect();
+        let excess = times.len() - max;
+        let cutoff = *times.select_nth_unstable(excess).1;
+        seen.retain(|_, t| *t >= cutoff);
+    }
+}
+
 /// The wall clock in epoch milliseconds.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -238,14 +238,11 @@ impl OktaFigures {
     }
 
     fn trim_seen(&mut self) {
-        let oldest = self.newest_read_ms - SEEN_WINDOW_MS;
-        self.seen.retain(|_, t| *t >= oldest);
-        if self.seen.len() > SEEN_MAX {
-            let mut times: Vec<i64> = self.seen.values().copied().collect();
-            let excess = times.len() - SEEN_MAX;
-            let cutoff = *times.select_nth_unstable(excess).1;
-            self.seen.retain(|_, t| *t >= cutoff);
-        }
+        super::trim_seen(
+            &mut self.seen,
+            self.newest_read_ms - SEEN_WINDOW_MS,
+            SEEN_MAX,
+        );
     }
 
     pub fn view(&mut self, now_ms: i64) -> OktaView {

@@ -594,15 +594,7 @@ impl UpstreamFigures {
 
     pub fn fido2_synced(&mut self, until_ms: i64) {
         self.fido2_synced_ms = Some(self.fido2_synced_ms.map_or(until_ms, |t| t.max(until_ms)));
-        let oldest = until_ms - SEEN_WINDOW_MS;
-        self.seen.retain(|_, ts| *ts >= oldest);
-        if self.seen.len() > SEEN_MAX {
-            // Keep the newest SEEN_MAX ids: one selection, not a scan per id.
-            let mut times: Vec<i64> = self.seen.values().copied().collect();
-            let excess = times.len() - SEEN_MAX;
-            let cutoff = *times.select_nth_unstable(excess).1;
-            self.seen.retain(|_, ts| *ts >= cutoff);
-        }
+        super::trim_seen(&mut self.seen, until_ms - SEEN_WINDOW_MS, SEEN_MAX);
     }
 
     pub fn view(&mut self, now_ms: i64) -> UpstreamView {

@@ -182,18 +182,27 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Whether a transport error is TLS's (a certificate, a handshake) anywhere in its
+/// chain: reqwest reports those as connect errors.
+pub(crate) fn is_tls_error(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        let text = err.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// Maps a transport error to a reason label.
 fn classify(e: &reqwest::Error) -> ErrorReason {
     if e.is_timeout() {
         return ErrorReason::Timeout;
     }
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = source {
-        let text = err.to_string().to_ascii_lowercase();
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
-            return ErrorReason::Tls;
-        }
-        source = err.source();
+    if is_tls_error(e) {
+        return ErrorReason::Tls;
     }
     if e.is_connect() {
         ErrorReason::Connect
