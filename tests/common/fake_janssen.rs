@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,11 +71,7 @@ pub struct State {
     pub bearer_introspection_refused: bool,
 }
 
-pub struct FakeJanssen {
-    pub addr: SocketAddr,
-    pub state: Arc<Mutex<State>>,
-    _runtime: tokio::runtime::Runtime,
-}
+pub type FakeJanssen = crate::common::FakeServer<State>;
 
 fn json_response(
     status: u16,
@@ -435,66 +430,31 @@ async fn handle(
 
 impl FakeJanssen {
     pub fn start() -> FakeJanssen {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State {
-            base: format!("http://{addr}"),
-            token_ttl: 300,
-            tokens: HashMap::new(),
-            tokens_issued: 0,
-            stat: BTreeMap::new(),
-            shape: Shape::Default,
-            stat_cache: None,
-            cache: HashMap::new(),
-            health: ("running".into(), "online".into()),
-            health_plugins: false,
-            health_body: None,
-            fido2_entries: Vec::new(),
-            fido2_up: true,
-            faults: HashMap::new(),
-            requests: Vec::new(),
-            user_tokens: HashMap::new(),
-            introspections: 0,
-            scopes_as_array: false,
-            introspection_refuses: false,
-            bearer_introspection_refused: false,
-        }));
-        let shared = Arc::clone(&state);
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        FakeJanssen {
-            addr,
-            state,
-            _runtime: runtime,
-        }
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        f(&mut self.state.lock().unwrap())
+        crate::common::FakeServer::serve(
+            |addr| State {
+                base: format!("http://{addr}"),
+                token_ttl: 300,
+                tokens: HashMap::new(),
+                tokens_issued: 0,
+                stat: BTreeMap::new(),
+                shape: Shape::Default,
+                stat_cache: None,
+                cache: HashMap::new(),
+                health: ("running".into(), "online".into()),
+                health_plugins: false,
+                health_body: None,
+                fido2_entries: Vec::new(),
+                fido2_up: true,
+                faults: HashMap::new(),
+                requests: Vec::new(),
+                user_tokens: HashMap::new(),
+                introspections: 0,
+                scopes_as_array: false,
+                introspection_refuses: false,
+                bearer_introspection_refused: false,
+            },
+            handle,
+        )
     }
 
     pub fn fault(&self, path: &str, faults: impl IntoIterator<Item = Fault>) {

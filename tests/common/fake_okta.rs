@@ -17,7 +17,6 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -79,11 +78,7 @@ pub struct OktaState {
     pub next_origin: Option<String>,
 }
 
-pub struct FakeOkta {
-    pub addr: SocketAddr,
-    pub state: Arc<Mutex<OktaState>>,
-    _runtime: tokio::runtime::Runtime,
-}
+pub type FakeOkta = crate::common::FakeServer<OktaState>;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -401,58 +396,23 @@ async fn handle(
 
 impl FakeOkta {
     pub fn start(token: &str) -> FakeOkta {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(OktaState {
-            oauth: None,
-            base: format!("http://{addr}"),
-            token: token.to_string(),
-            events: Vec::new(),
-            next_seq: 0,
-            rate_limit: 600,
-            window: Duration::from_secs(60),
-            window_start_secs: 0,
-            used: 0,
-            forced_429: VecDeque::new(),
-            requests: Vec::new(),
-            delay: Duration::ZERO,
-            next_origin: None,
-        }));
-        let shared = Arc::clone(&state);
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        FakeOkta {
-            addr,
-            state,
-            _runtime: runtime,
-        }
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn with<T>(&self, f: impl FnOnce(&mut OktaState) -> T) -> T {
-        f(&mut self.state.lock().unwrap())
+        crate::common::FakeServer::serve(
+            |addr| OktaState {
+                oauth: None,
+                base: format!("http://{addr}"),
+                token: token.to_string(),
+                events: Vec::new(),
+                next_seq: 0,
+                rate_limit: 600,
+                window: Duration::from_secs(60),
+                window_start_secs: 0,
+                used: 0,
+                forced_429: VecDeque::new(),
+                requests: Vec::new(),
+                delay: Duration::ZERO,
+                next_origin: None,
+            },
+            handle,
+        )
     }
 }

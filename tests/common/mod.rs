@@ -522,3 +522,69 @@ pub fn promtool_check_metrics(exposition: &[u8]) -> (bool, String) {
     );
     (out.status.success(), report)
 }
+
+/// An in-process fake upstream on 127.0.0.1 with an ephemeral port: its own runtime,
+/// shared state built from its address, and `handle(state, request)` per request over
+/// HTTP/1. Dropping it stops the runtime and with it the server.
+pub struct FakeServer<S> {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<S>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub type FakeResponse = hyper::Response<http_body_util::Full<bytes::Bytes>>;
+
+impl<S: Send + 'static> FakeServer<S> {
+    pub fn serve<F, Fut>(state: impl FnOnce(SocketAddr) -> S, handle: F) -> FakeServer<S>
+    where
+        F: Fn(Arc<Mutex<S>>, hyper::Request<hyper::body::Incoming>) -> Fut
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = Result<FakeResponse, std::convert::Infallible>>
+            + Send
+            + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(state(addr)));
+        let shared = Arc::clone(&state);
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = Arc::clone(&shared);
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeServer {
+            addr,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut S) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+}
