@@ -189,6 +189,10 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Every byte of a word set to 1, and to 0x80: the word-at-a-time (SWAR) masks.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
 /// How many leading bytes of `bytes`, in whole words of 8, are plain ASCII string
 /// content: no quote, no backslash, no control byte, no byte of 0x80 or above. A word
 /// at a time (SWAR, no `unsafe`): string content is most of a record's bytes, and a
@@ -196,8 +200,6 @@ impl<'a> Cursor<'a> {
 /// word that stopped this, a byte at a time.
 #[inline]
 fn plain_ascii_prefix(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = 0;
     for word in bytes.chunks_exact(8) {
         let x = u64::from_le_bytes([
@@ -224,8 +226,6 @@ fn plain_ascii_prefix(bytes: &[u8]) -> usize {
 /// `memchr`. A byte loop here mispredicted on every key's varying length.
 #[inline]
 fn short_find(bytes: &[u8], byte: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = 0;
     while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
         if at == 16 {
