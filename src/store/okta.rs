@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::persist::model::{key, parse_key, Persisted, SnapshotOut};
 use super::sketch::{ActiveUsers, Horizon};
-use super::upstream::{Histogram, CALL_BUCKETS};
+use super::upstream::{CallStats, Histogram, CALL_BUCKETS};
 use crate::event::{OktaCall, OktaErrorReason, OktaEvent, OktaFlow, OktaKind, OktaSkipReason};
 use crate::families;
 
@@ -109,11 +109,8 @@ pub struct OktaSection {
 /// What the views read.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OktaView {
-    /// The last request's outcome; `None` before the first (not persisted).
-    pub up: Option<bool>,
-    pub errors: [u64; OktaErrorReason::COUNT],
-    pub duration: Histogram,
-    pub last_success_ms: Option<i64>,
+    /// The requests to the System Log.
+    pub calls: CallStats<{ OktaErrorReason::COUNT }>,
     pub rate_limit_remaining: Option<u64>,
     /// The newest `published` read.
     pub newest_ms: Option<i64>,
@@ -217,19 +214,10 @@ impl OktaFigures {
 
     pub fn call(&mut self, c: &OktaCall) {
         let v = &mut self.view;
-        v.duration.observe(&CALL_BUCKETS, c.seconds);
+        v.calls
+            .record(c.seconds, c.at_ms, c.result.err().map(|r| r as usize));
         if c.rate_limit_remaining.is_some() {
             v.rate_limit_remaining = c.rate_limit_remaining;
-        }
-        match c.result {
-            Ok(()) => {
-                v.up = Some(true);
-                v.last_success_ms = Some(c.at_ms);
-            }
-            Err(reason) => {
-                v.up = Some(false);
-                v.errors[reason as usize] += 1;
-            }
         }
         if let Some(next) = &c.next {
             self.section.next = Some(next.clone());
@@ -259,7 +247,11 @@ impl OktaFigures {
             }
         };
         for r in OktaErrorReason::ALL {
-            counter(&families::OKTA_ERRORS, &[r.as_str()], v.errors[r as usize]);
+            counter(
+                &families::OKTA_ERRORS,
+                &[r.as_str()],
+                v.calls.errors[r as usize],
+            );
         }
         for r in OktaSkipReason::ALL {
             counter(
@@ -277,13 +269,13 @@ impl OktaFigures {
         for (server, n) in &v.m2m_tokens {
             counter(&families::OKTA_M2M_TOKENS, &[server], *n);
         }
-        if v.duration.count > 0 {
+        if v.calls.duration.count > 0 {
             out.histograms.insert(
                 key(&families::OKTA_REQUEST_DURATION, &[]),
-                v.duration.repr(&CALL_BUCKETS),
+                v.calls.duration.repr(&CALL_BUCKETS),
             );
         }
-        if let Some(ms) = v.last_success_ms {
+        if let Some(ms) = v.calls.last_success_ms {
             out.times.insert(key(&families::OKTA_LAST_SUCCESS, &[]), ms);
         }
         if let Some(ms) = v.newest_ms {
@@ -316,7 +308,7 @@ impl OktaFigures {
                         k.get("reason"),
                         OktaErrorReason::as_str,
                     ) {
-                        v.errors[r as usize] = n;
+                        v.calls.errors[r as usize] = n;
                     }
                 }
                 x if x == families::OKTA_SKIPPED_EVENTS.name => {
@@ -352,9 +344,9 @@ impl OktaFigures {
             .get(&key(&families::OKTA_REQUEST_DURATION, &[]))
             .and_then(|h| Histogram::from_repr(&CALL_BUCKETS, h))
         {
-            v.duration = h;
+            v.calls.duration = h;
         }
-        v.last_success_ms = p
+        v.calls.last_success_ms = p
             .times
             .get(&key(&families::OKTA_LAST_SUCCESS, &[]))
             .copied();

@@ -85,14 +85,42 @@ impl Histogram {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EndpointStats {
+/// The calls to one polled endpoint, with `N` error reasons: shared by the Janssen
+/// endpoints and the Okta System Log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallStats<const N: usize> {
     /// Last call's outcome; not persisted (a restart has not called yet).
     pub up: Option<bool>,
-    pub errors: [u64; ErrorReason::COUNT],
+    pub errors: [u64; N],
     pub duration: Histogram,
     pub last_success_ms: Option<i64>,
 }
+
+impl<const N: usize> Default for CallStats<N> {
+    fn default() -> Self {
+        CallStats {
+            up: None,
+            errors: [0; N],
+            duration: Histogram::default(),
+            last_success_ms: None,
+        }
+    }
+}
+
+impl<const N: usize> CallStats<N> {
+    /// One call that took `seconds` and ended at `at_ms`, failed with reason number
+    /// `failed` or not.
+    pub fn record(&mut self, seconds: f64, at_ms: i64, failed: Option<usize>) {
+        self.duration.observe(&CALL_BUCKETS, seconds);
+        self.up = Some(failed.is_none());
+        match failed {
+            None => self.last_success_ms = Some(at_ms),
+            Some(reason) => self.errors[reason] += 1,
+        }
+    }
+}
+
+pub type EndpointStats = CallStats<{ ErrorReason::COUNT }>;
 
 type TokenKey = (String, String);
 
@@ -474,18 +502,11 @@ impl UpstreamFigures {
     }
 
     pub fn call(&mut self, c: &Call) {
-        let stats = &mut self.view.calls[c.endpoint as usize];
-        stats.duration.observe(&CALL_BUCKETS, c.seconds);
-        match c.result {
-            Ok(()) => {
-                stats.up = Some(true);
-                stats.last_success_ms = Some(c.at_ms);
-            }
-            Err(reason) => {
-                stats.up = Some(false);
-                stats.errors[reason as usize] += 1;
-            }
-        }
+        self.view.calls[c.endpoint as usize].record(
+            c.seconds,
+            c.at_ms,
+            c.result.err().map(|r| r as usize),
+        );
         if c.endpoint == Endpoint::Health {
             self.view.health_failed = c.result.is_err();
         }

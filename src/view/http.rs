@@ -288,15 +288,15 @@ impl HttpApp {
             ));
         }
         if let Some(o) = &view.okta {
-            let state = match o.up {
+            let state = match o.calls.up {
                 Some(true) => "answered",
                 Some(false) => "<strong>failed</strong>",
                 None => "not asked yet",
             };
-            let errors: u64 = o.errors.iter().sum();
+            let errors: u64 = o.calls.errors.iter().sum();
             page.push_str(&format!(
                 "<h2>Okta</h2>\n<p>System Log: last request {state}; last success {}; {errors} failed requests; newest event published {}. Distinct users of user-based flows this month: {}.</p>\n",
-                utc_or(o.last_success_ms, "never"),
+                utc_or(o.calls.last_success_ms, "never"),
                 utc_or(o.newest_ms, "none yet"),
                 o.active[2]
             ));

@@ -63,7 +63,7 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     counter(enc, &families::OKTA_DUPLICATE_EVENTS, o.duplicates)?;
     // Before the first answer there is none: no sample rather than a zero.
-    if let Some(up) = o.up {
+    if let Some(up) = o.calls.up {
         gauge(enc, &families::OKTA_UP, bool_value(up))?;
     }
     counters(
@@ -71,15 +71,15 @@ pub fn encode(v: &View, enc: &mut DescriptorEncoder) -> fmt::Result {
         &families::OKTA_ERRORS,
         OktaErrorReason::ALL
             .iter()
-            .map(|r| (vec![("reason", r.as_str())], o.errors[*r as usize])),
+            .map(|r| (vec![("reason", r.as_str())], o.calls.errors[*r as usize])),
     )?;
     histograms(
         enc,
         &families::OKTA_REQUEST_DURATION,
         &CALL_BUCKETS,
-        [(vec![], &o.duration)],
+        [(vec![], &o.calls.duration)],
     )?;
-    if let Some(ms) = o.last_success_ms {
+    if let Some(ms) = o.calls.last_success_ms {
         gauge(enc, &families::OKTA_LAST_SUCCESS, ms as f64 / 1000.0)?;
     }
     if let Some(ms) = o.newest_ms {
