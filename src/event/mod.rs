@@ -37,13 +37,25 @@ macro_rules! actions {
                 }
             }
 
-            /// A known upstream action, or `None`. A `match`: it runs once per record.
+            /// A known upstream action, or `None`.
             pub fn known(name: &str) -> Option<Action> {
+                Self::known_bytes(name.as_bytes())
+            }
+
+            /// A known upstream action from its bytes, or `None` (invalid UTF-8 is no
+            /// known name). A `match`, with no UTF-8 check first: it runs once per record.
+            pub fn known_bytes(name: &[u8]) -> Option<Action> {
                 match name {
-                    $($name => Some(Action::$variant),)*
+                    $(spelling::$variant => Some(Action::$variant),)*
                     _ => None,
                 }
             }
+        }
+
+        /// The upstream spellings as bytes, for [`Action::known_bytes`]'s patterns.
+        #[allow(non_upper_case_globals)]
+        mod spelling {
+            $(pub const $variant: &[u8] = $name.as_bytes();)*
         }
     };
 }
@@ -438,6 +450,14 @@ mod tests {
         assert_eq!(Action::from_name("PASSWORD_RESET"), Action::Other);
         assert_eq!(Action::from_name("other"), Action::Other);
         assert_eq!(Action::known("other"), None);
+        // From bytes: a prefix, a longer name or broken UTF-8 is no known action.
+        assert_eq!(
+            Action::known_bytes(b"TOKEN_REQUEST"),
+            Some(Action::TokenRequest)
+        );
+        assert_eq!(Action::known_bytes(b"TOKEN_REQUES"), None);
+        assert_eq!(Action::known_bytes(b"TOKEN_REQUESTS"), None);
+        assert_eq!(Action::known_bytes(b"TOKEN_REQUEST\xff"), None);
     }
 
     #[test]

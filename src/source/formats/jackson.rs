@@ -17,47 +17,62 @@ use crate::event::{Action, AuditEvent, FormatId, UserKey};
 /// owns the size limit.
 pub const MAX_FAST_RECORD: usize = 64 * 1024;
 
-/// How the printer's structure is spelled in the bytes at hand.
-pub struct Style {
-    /// A line end between members.
-    nl: &'static [u8],
+/// How the printer's structure is spelled in the bytes at hand. Each piece of
+/// structure between two values is one constant, so that it is checked by one
+/// comparison the compiler sees whole, not byte by byte from data.
+pub trait Style {
     /// A string's quote.
-    quote: &'static [u8],
-    /// The indent of a member line.
-    indent: &'static [u8],
-    /// The indent of the closing brace's line.
-    close_indent: &'static [u8],
+    const QUOTE: &'static [u8];
+    /// The opening brace, a line end, the indent and the first key's quote.
+    const OPEN: &'static [u8];
+    /// A key's closing quote and the separator.
+    const KEY_END: &'static [u8];
+    /// Between two members: `,`, a line end, the indent and the next key's quote.
+    const NEXT: &'static [u8];
+    /// After the last member: a line end, the closing indent and the brace.
+    const CLOSE: &'static [u8];
 }
 
 /// The audit record as the text layout writes it.
-pub const AUDIT_TEXT: Style = Style {
-    nl: b"\n",
-    quote: b"\"",
-    indent: b"  ",
-    close_indent: b"",
-};
+pub struct AuditText;
+impl Style for AuditText {
+    const QUOTE: &'static [u8] = b"\"";
+    const OPEN: &'static [u8] = b"{\n  \"";
+    const KEY_END: &'static [u8] = b"\" : ";
+    const NEXT: &'static [u8] = b",\n  \"";
+    const CLOSE: &'static [u8] = b"\n}";
+}
+
 /// The audit record inside a log4j event's `message` string: its line ends and quotes
 /// are escapes.
-pub const AUDIT_ESCAPED: Style = Style {
-    nl: b"\\n",
-    quote: b"\\\"",
-    indent: b"  ",
-    close_indent: b"",
-};
+pub struct AuditEscaped;
+impl Style for AuditEscaped {
+    const QUOTE: &'static [u8] = b"\\\"";
+    const OPEN: &'static [u8] = b"{\\n  \\\"";
+    const KEY_END: &'static [u8] = b"\\\" : ";
+    const NEXT: &'static [u8] = b",\\n  \\\"";
+    const CLOSE: &'static [u8] = b"\\n}";
+}
+
 /// A log4j `JsonLayout` event (CRLF line ends).
-pub const LOG4J: Style = Style {
-    nl: b"\r\n",
-    quote: b"\"",
-    indent: b"  ",
-    close_indent: b"",
-};
+struct Log4j;
+impl Style for Log4j {
+    const QUOTE: &'static [u8] = b"\"";
+    const OPEN: &'static [u8] = b"{\r\n  \"";
+    const KEY_END: &'static [u8] = b"\" : ";
+    const NEXT: &'static [u8] = b",\r\n  \"";
+    const CLOSE: &'static [u8] = b"\r\n}";
+}
+
 /// The `instant` object nested in a log4j event.
-const LOG4J_NESTED: Style = Style {
-    nl: b"\r\n",
-    quote: b"\"",
-    indent: b"    ",
-    close_indent: b"  ",
-};
+struct Log4jNested;
+impl Style for Log4jNested {
+    const QUOTE: &'static [u8] = b"\"";
+    const OPEN: &'static [u8] = b"{\r\n    \"";
+    const KEY_END: &'static [u8] = b"\" : ";
+    const NEXT: &'static [u8] = b",\r\n    \"";
+    const CLOSE: &'static [u8] = b"\r\n  }";
+}
 
 /// A position in a record.
 pub struct Cursor<'a> {
@@ -74,75 +89,79 @@ impl<'a> Cursor<'a> {
         self.at
     }
 
-    /// Consumes `lit` if the bytes continue with it. A byte loop: the literals are a
-    /// few bytes, where a call to `memcmp` costs more than the comparison.
-    #[inline]
+    /// Consumes `lit` if the bytes continue with it. Inlined, so that a constant
+    /// literal becomes a few word compares.
+    #[inline(always)]
     fn eat(&mut self, lit: &[u8]) -> bool {
-        let rest = &self.bytes[self.at..];
-        if rest.len() < lit.len() || rest.iter().zip(lit).any(|(a, b)| a != b) {
+        if !self.bytes[self.at..].starts_with(lit) {
             return false;
         }
         self.at += lit.len();
         true
     }
 
+    #[inline(always)]
     fn expect(&mut self, lit: &[u8]) -> Option<()> {
         self.eat(lit).then_some(())
     }
 
     /// A string with nothing to unescape: its content up to the closing quote, checked
     /// to be valid UTF-8.
-    fn string(&mut self, style: &Style) -> Option<&'a [u8]> {
-        self.expect(style.quote)?;
+    #[inline]
+    fn string<S: Style>(&mut self) -> Option<&'a [u8]> {
+        self.expect(S::QUOTE)?;
         let rest = &self.bytes[self.at..];
         // A backslash ends the content in either style: in the escaped one it must be
-        // the closing `\"`, in the plain one it is an escape and is declined. One pass
-        // finds the end and checks for control bytes (serde refuses them) and for
-        // non-ASCII bytes, which only then need a UTF-8 check.
-        let mut end = plain_ascii_prefix(rest);
-        let mut non_ascii = false;
-        loop {
-            let &b = rest.get(end)?;
-            if b == b'"' || b == b'\\' {
-                break;
-            }
-            if b < 0x20 {
-                return None;
-            }
-            non_ascii |= b >= 0x80;
-            end += 1;
-        }
-        let content = &rest[..end];
-        if non_ascii {
-            std::str::from_utf8(content).ok()?;
-        }
+        // the closing `\"`, in the plain one it is an escape and is declined.
+        let end = plain_string_end(rest)?;
         self.at += end;
-        self.expect(style.quote)?;
-        Some(content)
+        self.expect(S::QUOTE)?;
+        Some(&rest[..end])
     }
 
     /// A string or `null`.
-    fn string_or_null(&mut self, style: &Style) -> Option<Option<&'a [u8]>> {
+    #[inline]
+    fn string_or_null<S: Style>(&mut self) -> Option<Option<&'a [u8]>> {
         if self.eat(b"null") {
             return Some(None);
         }
-        self.string(style).map(Some)
+        self.string::<S>().map(Some)
     }
 
     /// A non-negative integer that fits an `i64` whatever its digits: `0`, or up to 18
-    /// digits without a leading zero, and no fraction or exponent after it.
+    /// digits without a leading zero, and no fraction or exponent after it. Eight
+    /// digits at a time while they last (timestamps have 10 to 13).
     fn integer(&mut self) -> Option<i64> {
         let rest = &self.bytes[self.at..];
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 || digits > 18 || (digits > 1 && rest[0] == b'0') {
+        let mut value = 0i64;
+        let mut digits = 0;
+        while digits + 8 <= 16 {
+            let Some(word) = rest.get(digits..).and_then(<[u8]>::first_chunk::<8>) else {
+                break;
+            };
+            let Some(eight) = eight_digits(u64::from_le_bytes(*word)) else {
+                break;
+            };
+            value = value * 100_000_000 + eight as i64;
+            digits += 8;
+        }
+        while let Some(&b) = rest.get(digits) {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            if digits == 18 {
+                return None;
+            }
+            value = value * 10 + i64::from(d);
+            digits += 1;
+        }
+        if digits == 0 || (digits > 1 && rest[0] == b'0') {
             return None;
         }
         if matches!(rest.get(digits), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        let value = rest[..digits]
-            .iter()
-            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
         self.at += digits;
         Some(value)
     }
@@ -157,34 +176,26 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// An object in `style` whose every member is read by `member` (given its key;
+    /// An object in style `S` whose every member is read by `member` (given its key;
     /// `None` declines). Keys are plain ASCII letters.
-    fn object(
+    #[inline]
+    fn object<S: Style>(
         &mut self,
-        style: &Style,
         mut member: impl FnMut(&[u8], &mut Cursor<'a>) -> Option<()>,
     ) -> Option<()> {
-        self.expect(b"{")?;
-        self.expect(style.nl)?;
+        self.expect(S::OPEN)?;
         loop {
-            self.expect(style.indent)?;
-            self.expect(style.quote)?;
             // The key runs to the next quote; `member` knows every key it accepts
             // (all ASCII letters), so anything else in it declines there.
             let rest = &self.bytes[self.at..];
-            let len = short_find(rest, style.quote[0])?;
+            let len = short_find(rest, S::QUOTE[0])?;
             let key = &rest[..len];
             self.at += len;
-            self.expect(style.quote)?;
-            self.expect(b" : ")?;
+            self.expect(S::KEY_END)?;
             member(key, self)?;
-            if self.eat(b",") {
-                self.expect(style.nl)?;
-                continue;
+            if !self.eat(S::NEXT) {
+                return self.expect(S::CLOSE);
             }
-            self.expect(style.nl)?;
-            self.expect(style.close_indent)?;
-            return self.expect(b"}");
         }
     }
 }
@@ -193,32 +204,84 @@ impl<'a> Cursor<'a> {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// How many leading bytes of `bytes`, in whole words of 8, are plain ASCII string
-/// content: no quote, no backslash, no control byte, no byte of 0x80 or above. A word
-/// at a time (SWAR, no `unsafe`): string content is most of a record's bytes, and a
-/// byte loop was a fifth of the text layout's time. The caller reads the rest, and the
-/// word that stopped this, a byte at a time.
+/// The value of eight ASCII digits read as a little-endian word (the first digit in the
+/// lowest byte), or `None` if any byte is not a digit.
 #[inline]
-fn plain_ascii_prefix(bytes: &[u8]) -> usize {
+fn eight_digits(x: u64) -> Option<u64> {
+    const NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    // A digit has high nibble 3, and still has it after adding 6 (low nibble <= 9). A
+    // carry out of a byte happens only from a byte that fails the test itself.
+    let high = x & NIBBLES;
+    let high_after = x.wrapping_add(0x0606_0606_0606_0606) & NIBBLES;
+    if high | (high_after >> 4) != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let x = x - 0x3030_3030_3030_3030;
+    // Pairs, then quads, then the whole: each step joins neighbours, the lower byte
+    // being the more significant digit.
+    let x = (x * 10 + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let x = (x * 100 + (x >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((x * 10_000 + (x >> 32)) & 0xffff_ffff)
+}
+
+/// Flags (0x80) the bytes of `x` that end or spoil plain ASCII string content: a
+/// quote, a backslash, a control byte or a byte of 0x80 and above. The lowest flag is
+/// exact (a borrow only runs upwards from a true match; higher flags may be false).
+#[inline(always)]
+fn special_bytes(x: u64) -> u64 {
+    // A zero byte in `x ^ (b * ONES)` is a byte equal to `b`; `y - ONES & !y & HIGH`
+    // flags a zero byte of `y` (and, with `0x20 * ONES`, a byte below 0x20 among bytes
+    // below 0x80, which `x & HIGH` covers).
+    let zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
+    zero(x ^ (u64::from(b'"') * ONES))
+        | zero(x ^ (u64::from(b'\\') * ONES))
+        | (x.wrapping_sub(0x20 * ONES) & !x & HIGH)
+        | (x & HIGH)
+}
+
+/// Where the content of a string without escapes ends in `bytes` (at the first quote
+/// or backslash), or `None` if a control byte or invalid UTF-8 comes first: serde
+/// refuses both. A word at a time (SWAR, no `unsafe`), and the word that stops it
+/// tells where at once: string content is most of a record's bytes, and byte loops
+/// here were a fifth of the text layout's time. Non-ASCII content takes a byte loop.
+#[inline]
+fn plain_string_end(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
-    for word in bytes.chunks_exact(8) {
-        let x = u64::from_le_bytes([
-            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-        ]);
-        // A zero byte in `x ^ (b * ONES)` is a byte equal to `b`; `y - ONES & !y & HIGH`
-        // is non-zero exactly when `y` has a zero byte (or, with `0x20 * ONES`, a byte
-        // below 0x20 among bytes below 0x80, which `x & HIGH` covers).
-        let zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
-        let stop = zero(x ^ (u64::from(b'"') * ONES))
-            | zero(x ^ (u64::from(b'\\') * ONES))
-            | (x.wrapping_sub(0x20 * ONES) & !x & HIGH)
-            | (x & HIGH);
+    while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let stop = special_bytes(u64::from_le_bytes(*word));
         if stop != 0 {
-            break;
+            let first = at + stop.trailing_zeros() as usize / 8;
+            return match bytes[first] {
+                b'"' | b'\\' => Some(first),
+                b if b < 0x20 => None,
+                _ => string_end_slow(bytes, first),
+            };
         }
         at += 8;
     }
-    at
+    string_end_slow(bytes, at)
+}
+
+/// [`plain_string_end`] a byte at a time from `from`, where everything before is
+/// plain ASCII: for the last few bytes and for content with non-ASCII bytes.
+fn string_end_slow(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut end = from;
+    let mut non_ascii = false;
+    loop {
+        let &b = bytes.get(end)?;
+        if b == b'"' || b == b'\\' {
+            break;
+        }
+        if b < 0x20 {
+            return None;
+        }
+        non_ascii |= b >= 0x80;
+        end += 1;
+    }
+    if non_ascii {
+        std::str::from_utf8(&bytes[from..end]).ok()?;
+    }
+    Some(end)
 }
 
 /// The position of the first `byte` in `bytes`, for the short runs of a key: the
@@ -256,7 +319,7 @@ impl AuditFields<'_> {
     /// bytes as that parser sees them, for the redirect twins' pair key, or `None` when
     /// they are not at hand (escaped), and then a record that needs one is declined.
     pub fn event(&self, format: FormatId, body: Option<&[u8]>) -> Option<AuditEvent> {
-        let action = std::str::from_utf8(self.action).map_or(Action::Other, Action::from_name);
+        let action = Action::known_bytes(self.action).unwrap_or(Action::Other);
         let pair_key = if action == Action::UserAuthorization && !self.success {
             Some(xxhash_rust::xxh3::xxh3_64(body?))
         } else {
@@ -285,7 +348,7 @@ fn first_time(seen: &mut u16, bit: u16) -> Option<()> {
 }
 
 /// Reads an audit record (`ApplicationAuditLogger`'s object) at the cursor.
-pub fn audit<'a>(cursor: &mut Cursor<'a>, style: &Style) -> Option<AuditFields<'a>> {
+pub fn audit<'a, S: Style>(cursor: &mut Cursor<'a>) -> Option<AuditFields<'a>> {
     const ACTION: u16 = 1;
     const TIMESTAMP: u16 = 2;
     const USERNAME: u16 = 4;
@@ -296,7 +359,7 @@ pub fn audit<'a>(cursor: &mut Cursor<'a>, style: &Style) -> Option<AuditFields<'
     const SCOPE: u16 = 128;
     let mut seen = 0u16;
     let (mut action, mut timestamp_ms, mut username, mut success) = (None, None, None, None);
-    cursor.object(style, |key, c| {
+    cursor.object::<S>(|key, c| {
         let bit = match key {
             b"action" => ACTION,
             b"timestamp" => TIMESTAMP,
@@ -311,12 +374,12 @@ pub fn audit<'a>(cursor: &mut Cursor<'a>, style: &Style) -> Option<AuditFields<'
         };
         first_time(&mut seen, bit)?;
         match bit {
-            ACTION => action = Some(c.string(style)?),
+            ACTION => action = Some(c.string::<S>()?),
             TIMESTAMP => timestamp_ms = Some(c.integer()?),
-            USERNAME => username = Some(c.string_or_null(style)?),
+            USERNAME => username = Some(c.string_or_null::<S>()?),
             SUCCESS => success = Some(c.boolean()?),
             _ => {
-                c.string_or_null(style)?;
+                c.string_or_null::<S>()?;
             }
         }
         Some(())
@@ -328,6 +391,9 @@ pub fn audit<'a>(cursor: &mut Cursor<'a>, style: &Style) -> Option<AuditFields<'
         success: success?,
     })
 }
+
+/// `loggerFqcn` as log4j's SLF4J binding writes it, quoted.
+const LOG4J_FQCN: &[u8] = b"\"org.apache.logging.slf4j.Log4jLogger\"";
 
 /// A log4j event of `logger` whose `message` is an audit record: the record's figures,
 /// or `None` for another logger or anything unusual.
@@ -344,7 +410,7 @@ pub fn log4j_audit<'a>(cursor: &mut Cursor<'a>, logger: &str) -> Option<AuditFie
     let mut seen = 0u16;
     let mut fields = None;
     let mut logger_matches = false;
-    cursor.object(&LOG4J, |key, c| {
+    cursor.object::<Log4j>(|key, c| {
         let bit = match key {
             b"instant" => INSTANT,
             b"thread" => THREAD,
@@ -360,18 +426,24 @@ pub fn log4j_audit<'a>(cursor: &mut Cursor<'a>, logger: &str) -> Option<AuditFie
         first_time(&mut seen, bit)?;
         match bit {
             INSTANT => instant(c),
+            // Another logger declines the record below anyway, so its name is not read:
+            // the expected one, quotes included, is compared whole.
             LOGGER => {
-                logger_matches = c.string(&LOG4J)? == logger.as_bytes();
-                Some(())
+                c.expect(b"\"")?;
+                c.expect(logger.as_bytes())?;
+                logger_matches = true;
+                c.expect(b"\"")
             }
+            // The value every Janssen build writes, compared whole before it is scanned.
+            FQCN if c.eat(LOG4J_FQCN) => Some(()),
             MESSAGE => {
                 c.expect(b"\"")?;
-                fields = Some(audit(c, &AUDIT_ESCAPED)?);
+                fields = Some(audit::<AuditEscaped>(c)?);
                 c.expect(b"\"")
             }
             END_OF_BATCH => c.boolean().map(drop),
             THREAD_ID | PRIORITY => c.integer().map(drop),
-            _ => c.string(&LOG4J).map(drop),
+            _ => c.string::<Log4j>().map(drop),
         }
     })?;
     // Without a logger name the general path also takes the message for an audit
@@ -382,7 +454,7 @@ pub fn log4j_audit<'a>(cursor: &mut Cursor<'a>, logger: &str) -> Option<AuditFie
 /// `instant` as log4j writes it; both numbers must fit the general parser's `i64`s.
 fn instant(c: &mut Cursor<'_>) -> Option<()> {
     let mut seen = 0u16;
-    c.object(&LOG4J_NESTED, |key, c| {
+    c.object::<Log4jNested>(|key, c| {
         let bit = match key {
             b"epochSecond" => 1,
             b"nanoOfSecond" => 2,
@@ -401,7 +473,7 @@ mod tests {
 
     fn read_audit(body: &[u8]) -> Option<(AuditFields<'_>, usize)> {
         let mut c = Cursor::new(body);
-        let f = audit(&mut c, &AUDIT_TEXT)?;
+        let f = audit::<AuditText>(&mut c)?;
         Some((f, c.at()))
     }
 
@@ -455,26 +527,119 @@ mod tests {
         }
     }
 
+    /// The byte loop the word-at-a-time scan must agree with.
+    fn string_end_reference(bytes: &[u8]) -> Option<usize> {
+        let end = bytes.iter().position(|&b| b == b'"' || b == b'\\')?;
+        if bytes[..end].iter().any(|&b| b < 0x20) {
+            return None;
+        }
+        std::str::from_utf8(&bytes[..end]).ok()?;
+        Some(end)
+    }
+
     #[test]
-    fn the_word_at_a_time_scan_stops_at_the_first_word_with_any_special_byte() {
+    fn the_word_at_a_time_scan_ends_where_the_byte_loop_does() {
         let plain = b"abcdefghABCDEFGH0123456789-_.@ :!";
-        assert_eq!(plain_ascii_prefix(plain), 32);
-        for special in [b'"', b'\\', 0x00, 0x1f, 0x7f_u8.wrapping_add(1), 0xc3, 0xff] {
+        assert_eq!(plain_string_end(plain), None, "no quote: not a string");
+        // Every special byte at every position, then a quote further on.
+        for special in [b'"', b'\\', 0x00, 0x1f, 0x80, 0xc3, 0xff] {
             for at in 0..plain.len() {
                 let mut bytes = plain.to_vec();
                 bytes[at] = special;
+                bytes.push(b'"');
                 assert_eq!(
-                    plain_ascii_prefix(&bytes),
-                    at / 8 * 8,
+                    plain_string_end(&bytes),
+                    string_end_reference(&bytes),
                     "{special:#x} at {at}"
                 );
             }
         }
         // 0x20 and 0x7f are content: the general parser keeps them too.
         assert_eq!(
-            plain_ascii_prefix(b"        \x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f"),
-            16
+            plain_string_end(b"        \x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\""),
+            Some(16)
         );
+        // Random mixes of the bytes that matter, with valid and broken UTF-8.
+        let alphabet: &[&[u8]] = &[
+            b"a",
+            b"Z",
+            b"0",
+            b" ",
+            b"\x7f",
+            b"\x1f",
+            b"\x00",
+            b"\"",
+            b"\\",
+            b"\xc3\xa9",
+            b"\xe2\x82\xac",
+            b"\xc3",
+            b"\xa9",
+            b"\xf0\x9f\x98\x80",
+        ];
+        let mut rng = fastrand::Rng::with_seed(14);
+        for _ in 0..20_000 {
+            let mut bytes = Vec::new();
+            for _ in 0..rng.usize(0..24) {
+                // Mostly plain, so that long runs reach the word loop.
+                let piece = if rng.u8(..) < 200 {
+                    b"x"
+                } else {
+                    alphabet[rng.usize(..alphabet.len())]
+                };
+                bytes.extend_from_slice(piece);
+            }
+            assert_eq!(
+                plain_string_end(&bytes),
+                string_end_reference(&bytes),
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn integers_read_eight_digits_at_a_time_as_the_byte_loop_does() {
+        // The reference: the general parser's rules, a byte at a time.
+        fn reference(bytes: &[u8]) -> Option<(i64, usize)> {
+            let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || digits > 18 || (digits > 1 && bytes[0] == b'0') {
+                return None;
+            }
+            if matches!(bytes.get(digits), Some(b'.' | b'e' | b'E')) {
+                return None;
+            }
+            let text = std::str::from_utf8(&bytes[..digits]).ok()?;
+            Some((text.parse().ok()?, digits))
+        }
+        let read = |bytes: &[u8]| {
+            let mut c = Cursor::new(bytes);
+            c.integer().map(|v| (v, c.at()))
+        };
+        let alphabet = b"0123456789019283746501928374650.eE,x/:\xff ";
+        let mut rng = fastrand::Rng::with_seed(8);
+        for _ in 0..50_000 {
+            let len = rng.usize(0..24);
+            let mut bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.u8(..) < 220 {
+                        b'0' + rng.u8(0..10)
+                    } else {
+                        alphabet[rng.usize(..alphabet.len())]
+                    }
+                })
+                .collect();
+            if rng.bool() && !bytes.is_empty() {
+                bytes[0] = b'1';
+            }
+            assert_eq!(read(&bytes), reference(&bytes), "{bytes:?}");
+        }
+        for x in [&b"1761955236,"[..], b"99999999999", b"10000000\r\n"] {
+            assert_eq!(read(x), reference(x));
+        }
+        assert_eq!(
+            read(b"999999999999999999,"),
+            Some((999_999_999_999_999_999, 18))
+        );
+        assert_eq!(read(b"1000000000000000000,"), None);
     }
 
     #[test]
