@@ -64,7 +64,7 @@ const fn shape_word(from: usize) -> ShapeWord {
 
 /// Whether 23 bytes fit the timestamp shape whole: three words compared at once
 /// (SWAR) instead of a loop over 23 bytes for every record.
-fn is_timestamp(stamp: &[u8; 23]) -> bool {
+pub(super) fn is_timestamp(stamp: &[u8; 23]) -> bool {
     const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
     const LOW_NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
     const SIXES: u64 = 0x0606_0606_0606_0606;

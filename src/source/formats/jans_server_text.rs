@@ -4,10 +4,13 @@
 
 use std::borrow::Cow;
 
-use chrono::NaiveDateTime;
+use std::sync::LazyLock;
 
-use super::jans_audit_text::{timestamp_prefix_len, TIMESTAMP_SHAPE};
-use super::{parse_audit_record, parse_server_message, LineStart, RecordFormat};
+use chrono::{NaiveDate, NaiveDateTime};
+use memchr::memmem;
+
+use super::jans_audit_text::{is_timestamp, timestamp_prefix_len, TIMESTAMP_SHAPE};
+use super::{parse_audit_record, parse_server_message, LineStart, RecordFormat, AUTHENTICATOR};
 use crate::event::{Event, FormatId, LineTime, LogLevel, MalformedReason};
 
 pub struct JansServerText;
@@ -18,21 +21,59 @@ const MESSAGE_MARK: &[u8] = b") - ";
 const MAX_LINE: usize = 64 * 1024;
 
 /// The `%d` timestamp as wall-clock milliseconds (the server's zone, applied later).
+/// Its fixed digits are read in place and checked by chrono's calendar constructors;
+/// anything unusual (a leap second, another shape) goes through chrono's parser,
+/// which every line went through before and which decides the same.
 fn local_ms(stamp: &[u8]) -> Option<i64> {
+    if let Some(ms) = stamp.first_chunk::<23>().and_then(fixed_local_ms) {
+        return Some(ms);
+    }
     let text = std::str::from_utf8(stamp).ok()?;
     let t = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S,%3f").ok()?;
     Some(t.and_utc().timestamp_millis())
 }
 
+/// `yyyy-MM-dd HH:mm:ss,SSS` read by position, `None` if it is not that shape or not
+/// a plain calendar time (then [`local_ms`] asks chrono).
+fn fixed_local_ms(stamp: &[u8; 23]) -> Option<i64> {
+    if !is_timestamp(stamp) {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        stamp[from..to]
+            .iter()
+            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+    };
+    let second = number(17, 19);
+    if second >= 60 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(number(0, 4) as i32, number(5, 7), number(8, 10))?;
+    let time = date.and_hms_milli_opt(number(11, 13), number(14, 16), second, number(20, 23))?;
+    Some(time.and_utc().timestamp_millis())
+}
+
+/// Finds the message mark; built once, not per line.
+static MESSAGE_MARK_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(MESSAGE_MARK));
+/// Finds the ` (` before `%F:%L`, from the end.
+static FILE_OPEN_FINDER: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b" ("));
+/// The cheap test: a line without the Authenticator's name anywhere after its level
+/// cannot be an Authenticator line, so its logger and message are never looked for.
+static AUTHENTICATOR_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(AUTHENTICATOR));
+
 /// `[<class>] (<file>:<line>) - <message>`: the class and the message, if the line has
 /// that shape.
 fn logger_and_message(rest: &[u8]) -> (&[u8], &[u8]) {
-    let Some(mark) = memchr::memmem::find(rest, MESSAGE_MARK) else {
+    let Some(mark) = MESSAGE_MARK_FINDER.find(rest) else {
         return (b"", b"");
     };
     let head = &rest[..mark];
     let message = &rest[mark + MESSAGE_MARK.len()..];
-    let logger = memchr::memmem::rfind(head, b" (")
+    let logger = FILE_OPEN_FINDER
+        .rfind(head)
         .map(|paren| &head[..paren])
         .and_then(|before| {
             let inner = before.strip_suffix(b"]")?;
@@ -65,7 +106,7 @@ impl RecordFormat for JansServerText {
             // An audit record in a file whose first line was not one (an audit log that
             // starts with a JMS error, say): read it as the audit format would.
             // Only the first MAX_LINE bytes decide, however the line arrived.
-            match memchr::memmem::find(&line[..line.len().min(MAX_LINE)], MESSAGE_MARK) {
+            match MESSAGE_MARK_FINDER.find(&line[..line.len().min(MAX_LINE)]) {
                 Some(at) if line.get(at + MESSAGE_MARK.len()) == Some(&b'{') => LineStart::Start {
                     body_at: at + MESSAGE_MARK.len(),
                 },
@@ -94,16 +135,27 @@ impl RecordFormat for JansServerText {
         let rest = rest.strip_prefix(b" ").unwrap_or(rest);
         let level_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
         let level = LogLevel::parse(&rest[..level_end]);
-        let (logger, message) = logger_and_message(&rest[level_end..]);
-        // Usernames pass through as the server wrote them; a stray invalid byte is
-        // replaced rather than costing the line.
-        let logger: Cow<str> = String::from_utf8_lossy(logger);
-        let message: Cow<str> = String::from_utf8_lossy(message);
+        let rest = &rest[level_end..];
+        // Only the Authenticator's lines carry an outcome; every other line is its level
+        // and time alone. (A name compared as bytes: the lossy text of a logger with
+        // invalid UTF-8 could not equal it either.)
+        let (logger, message) = if AUTHENTICATOR_FINDER.find(rest).is_some() {
+            logger_and_message(rest)
+        } else {
+            (&b""[..], &b""[..])
+        };
+        let (logger, message) = if logger == AUTHENTICATOR.as_bytes() {
+            // Usernames pass through as the server wrote them; a stray invalid byte is
+            // replaced rather than costing the line.
+            (AUTHENTICATOR, String::from_utf8_lossy(message))
+        } else {
+            ("", Cow::Borrowed(""))
+        };
         Ok(Event::ServerLog(parse_server_message(
             format,
             level,
             LineTime::Local(ms),
-            &logger,
+            logger,
             &message,
         )))
     }
@@ -115,6 +167,136 @@ mod tests {
     use crate::event::{AuthKind, UserKey};
 
     const LOGIN: &[u8] = b"2026-11-23 19:40:35,230 INFO  [qtp1489933928-60]  [io.jans.as.server.auth.Authenticator] (Authenticator.java:215) - Authentication success for User: 'jdoe'";
+
+    #[test]
+    fn the_fixed_timestamp_reader_agrees_with_chrono() {
+        let chrono_ms = |stamp: &[u8]| {
+            let t = NaiveDateTime::parse_from_str(
+                std::str::from_utf8(stamp).ok()?,
+                "%Y-%m-%d %H:%M:%S,%3f",
+            )
+            .ok()?;
+            Some(t.and_utc().timestamp_millis())
+        };
+        let mut rng = fastrand::Rng::with_seed(23);
+        let mut fixed = 0;
+        for i in 0..100_000 {
+            // Mostly valid fields, often just out of range, sometimes not digits.
+            let field = |rng: &mut fastrand::Rng, max: u32, width: usize| {
+                let v = if rng.u8(..) < 230 {
+                    rng.u32(0..max)
+                } else {
+                    rng.u32(0..10u32.pow(width as u32))
+                };
+                format!("{v:0width$}")
+            };
+            let mut stamp = format!(
+                "{}-{}-{} {}:{}:{},{}",
+                field(&mut rng, if i % 2 == 0 { 2100 } else { 10_000 }, 4),
+                field(&mut rng, 14, 2),
+                field(&mut rng, 32, 2),
+                field(&mut rng, 25, 2),
+                field(&mut rng, 61, 2),
+                field(&mut rng, 62, 2),
+                field(&mut rng, 1000, 3),
+            )
+            .into_bytes();
+            if rng.u8(..) < 10 {
+                let at = rng.usize(..stamp.len());
+                stamp[at] = rng.u8(..);
+            }
+            let ours = local_ms(&stamp);
+            fixed += usize::from(stamp.first_chunk::<23>().and_then(fixed_local_ms).is_some());
+            assert_eq!(
+                ours,
+                chrono_ms(&stamp),
+                "{}",
+                String::from_utf8_lossy(&stamp)
+            );
+        }
+        // Leap years, a leap second (chrono's path), the last millisecond.
+        for stamp in [
+            "2024-02-29 23:59:59,999",
+            "2023-02-29 00:00:00,000",
+            "2000-02-29 12:00:00,000",
+            "1900-02-29 12:00:00,000",
+            "2026-06-30 23:59:60,500",
+            "0000-01-01 00:00:00,000",
+        ] {
+            assert_eq!(
+                local_ms(stamp.as_bytes()),
+                chrono_ms(stamp.as_bytes()),
+                "{stamp}"
+            );
+        }
+        assert!(fixed > 50_000, "the fixed reader took only {fixed}");
+    }
+
+    #[test]
+    fn the_authenticator_prefilter_changes_no_outcome() {
+        // The reference: every line's logger and message looked for, as before.
+        let reference = |line: &[u8]| {
+            let rest = &line[24..];
+            let level_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+            let (logger, message) = logger_and_message(&rest[level_end..]);
+            parse_server_message(
+                2,
+                LogLevel::parse(&rest[..level_end]),
+                LineTime::Local(0),
+                &String::from_utf8_lossy(logger),
+                &String::from_utf8_lossy(message),
+            )
+            .authentication
+        };
+        let pieces: &[&[u8]] = &[
+            b"[io.jans.as.server.auth.Authenticator]",
+            b"io.jans.as.server.auth.Authenticator",
+            b"[io.jans.as.server.auth.Authenticator\xff]",
+            b" (Authenticator.java:215)",
+            b" - ",
+            b") - ",
+            b"[qtp-1]",
+            b" ",
+            b"Authentication success for User: 'jdoe'",
+            b"Authentication failed for user: x",
+            b"\xc3\xa9",
+            b"[",
+            b"]",
+        ];
+        let mut rng = fastrand::Rng::with_seed(215);
+        let mut outcomes = 0;
+        for _ in 0..50_000 {
+            // Half the lines the shape upstream writes, with pieces swapped in or added.
+            let mut parts: Vec<&[u8]> = if rng.bool() {
+                vec![pieces[6], b" ", pieces[0], pieces[3], pieces[4], pieces[8]]
+            } else {
+                Vec::new()
+            };
+            for _ in 0..rng.usize(0..4) {
+                let piece = pieces[rng.usize(..pieces.len())];
+                if !parts.is_empty() && rng.bool() {
+                    let at = rng.usize(..parts.len());
+                    parts[at] = piece;
+                } else {
+                    parts.insert(rng.usize(..=parts.len()), piece);
+                }
+            }
+            let mut line = b"2026-11-23 19:40:35,230 INFO  ".to_vec();
+            line.extend(parts.concat());
+            let Ok(Event::ServerLog(e)) = JansServerText.parse(&line, 0, 2) else {
+                panic!("{}", String::from_utf8_lossy(&line));
+            };
+            let expected = reference(&line);
+            outcomes += usize::from(expected.is_some());
+            assert_eq!(
+                e.authentication,
+                expected,
+                "{}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+        assert!(outcomes > 500, "only {outcomes} lines had an outcome");
+    }
 
     #[test]
     fn reads_level_time_and_login() {

@@ -9,7 +9,7 @@ pub mod jans_server_text;
 mod server;
 
 pub use audit::parse_audit_record;
-pub use server::parse_server_message;
+pub use server::{parse_server_message, AUTHENTICATOR};
 
 use crate::event::{Event, FormatId, MalformedReason};
 
