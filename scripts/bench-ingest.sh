@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Whole-process ingest benchmark, both audit layouts side by side: generates a text-
-# layout and a log4j JSON-layout audit log (default 1M records each, spread over 13
-# months, 200k users, so every monthly sketch is dense), then reports for each layout
+# Whole-process ingest benchmark, both audit layouts and the server log side by side:
+# generates a text-layout and a log4j JSON-layout audit log (default 1M records each,
+# spread over 13 months, 200k users, so every monthly sketch is dense) and a server log
+# (`jans-auth.log` of whole flows, about as many events), then reports for each
 # `cat > /dev/null`, `jans-exporter replay` with one thread and with every core
 # (logs.backfill_threads), with one thread and a cluster configured (every active user
 # also goes into the Redis-compatible registers; replay never dials Redis; the best of
 # three runs alternating with the plain one, and the difference), and, when installed, `mtail --one_shot` counting actions on
-# the same file: seconds, records/s, MB/s, peak RSS, the fraction of cat's speed and
-# the ratio to mtail. Every replay must count every record.
+# the same file (for the server log: lines by level and Authenticator outcomes):
+# seconds, records/s, MB/s, peak RSS, the fraction of cat's speed and the ratio to
+# mtail. Every replay must count every record.
 #
 #   scripts/bench-ingest.sh            # RECORDS=1000000 by default
 #   RECORDS=200000 scripts/bench-ingest.sh
@@ -17,7 +19,7 @@ records=${RECORDS:-1000000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo build --release --quiet --bin jans-exporter --example generate_audit_log
+cargo build --release --quiet --bin jans-exporter --example generate_audit_log --example generate_flows
 # 13 months = 1.12e12 ms; mean gap = that / records.
 gap_ms=$(( 13 * 30 * 86400 * 1000 / records ))
 cores=$(nproc)
@@ -57,17 +59,62 @@ counter jans_audit_events_total by action
   jans_audit_events_total[$action]++
 }
 MTAIL
+mkdir -p "$work/server-progs"
+# The server log: every event by level, and the Authenticator's outcomes.
+cat > "$work/server-progs/server.mtail" <<'MTAIL'
+counter jans_server_log_messages_total by level
+counter jans_authentications_total by outcome
+/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) / {
+  jans_server_log_messages_total[$level]++
+}
+/\[io\.jans\.as\.server\.auth\.Authenticator\] \(.*\) - Authentication (?P<outcome>success|failed) for / {
+  jans_authentications_total[$outcome]++
+}
+MTAIL
 
 row() { # tool seconds rss_kib
   printf '%-8s %-22s %9s %12.0f %9.0f %9.1f %8.3f\n' "$layout" "$1" "$2" "$(echo "$records / $2" | bc -l)" \
     "$(echo "$bytes / $2 / 1000000" | bc -l)" "$(echo "$3 / 1024" | bc -l)" "$(echo "$cat_secs / $2" | bc -l)"
 }
 
+# mtail on the same log, and the exporter's one-thread and every-core ratios to it.
+mtail_row() {
+  if command -v mtail >/dev/null; then
+    read -r msecs mrss mrc < <(measure "$work/mtail.prom" mtail --one_shot --one_shot_format=prometheus --logtostderr \
+      --progs "$progs" --logs "$log")
+    [ "$mrc" = 0 ] || { echo "mtail failed" >&2; exit 1; }
+    if [ "$layout" = server ]; then
+      mcounted=$(awk '/^jans_server_log_messages_total\{/ {s += $2} END {print s}' "$work/mtail.prom")
+    else
+      mcounted=$(awk '/^jans_audit_events_total\{/ {s += $2} END {print s}' "$work/mtail.prom")
+    fi
+    [ "$mcounted" = "$records" ] || { echo "mtail counted $mcounted of $records records" >&2; exit 1; }
+    row mtail "$msecs" "$mrss"
+    echo "$layout: one thread $(echo "$msecs / $one_thread" | bc -l | xargs printf '%.1f')x mtail, $cores threads $(echo "$msecs / $many_threads" | bc -l | xargs printf '%.1f')x"
+  else
+    echo "mtail not installed (apt-get install mtail) - skipped"
+  fi
+}
+
 printf '%-8s %-22s %9s %12s %9s %9s %8s\n' layout tool seconds records/s MB/s peak_MiB of_cat
-for layout in text json; do
-  log="$work/audit-$layout.log"
-  ./target/release/examples/generate_audit_log --records "$records" --users 200000 --gap-ms "$gap_ms" \
-    --start 2025-10-01T00:00:00Z --layout "$layout" > "$log"
+audit_records=$records
+for layout in text json server; do
+  if [ "$layout" = server ]; then
+    # About 1.4 server-log events per flow; the generator prints how many it wrote.
+    mkdir -p "$work/flows"
+    truth=$(./target/release/examples/generate_flows --flows $(( audit_records * 7 / 10 )) --users 200000 \
+      --gap-ms 500 --start 2025-10-01T00:00:00Z --out "$work/flows" 2>&1)
+    records=$(echo "$truth" | sed -n 's/.* \([0-9]*\) server-log events.*/\1/p')
+    log="$work/flows/jans-auth.log"
+    rm -f "$work/flows/jans-auth_audit.log"
+    progs="$work/server-progs"
+  else
+    records=$audit_records
+    log="$work/audit-$layout.log"
+    ./target/release/examples/generate_audit_log --records "$records" --users 200000 --gap-ms "$gap_ms" \
+      --start 2025-10-01T00:00:00Z --layout "$layout" > "$log"
+    progs="$work/progs"
+  fi
   bytes=$(stat -c %s "$log")
   cat "$log" > /dev/null
   read -r cat_secs cat_rss _ < <(measure /dev/null cat "$log")
@@ -79,8 +126,14 @@ for layout in text json; do
     counted=$(awk '/^jans_exporter_records_total/ {s += $2} END {print s}' "$work/exporter.prom")
     [ "$counted" = "$records" ] || { echo "replay counted $counted of $records records" >&2; exit 1; }
     row "jans-exporter x$threads" "$secs" "$rss"
-    [ "$threads" = 1 ] && one_thread=$secs
+    if [ "$threads" = 1 ]; then one_thread=$secs; else many_threads=$secs; fi
   done
+  [ "$cores" = 1 ] && many_threads=$one_thread
+  if [ "$layout" = server ]; then
+    mtail_row
+    rm -rf "$work/flows"
+    continue
+  fi
   # The cluster's registers on the ingest path: best of three, alternating with the
   # plain one-thread replay so that both see the same machine.
   best_plain=$one_thread best_cluster=
@@ -115,16 +168,6 @@ for layout in text json; do
     echo "$layout: a cluster configured costs $(echo "($cluster_ir / $plain_ir - 1) * 100" | bc -l | xargs printf '%+.1f') % instructions (callgrind, 200k records of the last day: $cluster_ir against $plain_ir)"
     rm -f "$live"
   fi
-  if command -v mtail >/dev/null; then
-    read -r msecs mrss mrc < <(measure "$work/mtail.prom" mtail --one_shot --one_shot_format=prometheus --logtostderr \
-      --progs "$work/progs" --logs "$log")
-    [ "$mrc" = 0 ] || { echo "mtail failed" >&2; exit 1; }
-    mcounted=$(awk '/^jans_audit_events_total\{/ {s += $2} END {print s}' "$work/mtail.prom")
-    [ "$mcounted" = "$records" ] || { echo "mtail counted $mcounted of $records records" >&2; exit 1; }
-    row mtail "$msecs" "$mrss"
-    echo "$layout: one thread $(echo "$msecs / $one_thread" | bc -l | xargs printf '%.1f')x mtail, $cores threads $(echo "$msecs / $secs" | bc -l | xargs printf '%.1f')x"
-  else
-    echo "mtail not installed (apt-get install mtail) - skipped"
-  fi
+  mtail_row
   rm -f "$log"
 done
