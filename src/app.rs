@@ -380,7 +380,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         }
         (sync, cluster_wide) => {
             if cluster_wide {
-                send_now(&tx, Event::Leadership(Leadership::Alone));
+                send_now(&tx, Event::Leadership(Box::new(Leadership::Alone)));
             }
             (LeaderGate::always(), sync)
         }

@@ -439,7 +439,7 @@ impl OktaSource {
                 }
             };
             // The page's events and the checkpoint they lead to, in one batch.
-            events.push(Event::OktaCall(call));
+            events.push(Event::OktaCall(Box::new(call)));
             let batch = Message::Batch(Batch {
                 events,
                 ..Batch::default()

@@ -257,7 +257,11 @@ impl Lease {
             handed_over = handover.is_some(),
             "this sidecar now polls the cluster-wide endpoints (stat, FIDO2 entries)"
         );
-        send(tx, Event::Leadership(Leadership::Acquired(handover))).await;
+        send(
+            tx,
+            Event::Leadership(Box::new(Leadership::Acquired(handover))),
+        )
+        .await;
         self.told = true;
         self.term += 1;
         self.leading = true;
@@ -277,7 +281,7 @@ impl Lease {
             }
             self.leading = false;
             self.told = true;
-            send(tx, Event::Leadership(Leadership::Lost)).await;
+            send(tx, Event::Leadership(Box::new(Leadership::Lost))).await;
         }
     }
 

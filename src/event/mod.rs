@@ -326,8 +326,10 @@ pub enum Event {
     Fido2Health {
         up: bool,
     },
-    /// One FIDO2 metrics entry (de-duplicated by the store).
-    Fido2(Fido2Entry),
+    /// One FIDO2 metrics entry (de-duplicated by the store). Boxed, as are the other
+    /// rare large variants, so that an event stays 56 bytes: millions of audit events
+    /// pass through batches.
+    Fido2(Box<Fido2Entry>),
     /// A FIDO2 entry that could not be read (counted, never silently dropped).
     Fido2Skipped {
         reason: Fido2SkipReason,
@@ -339,11 +341,11 @@ pub enum Event {
     /// The outcome of one sync with the cluster's Redis.
     Cluster(ClusterReport),
     /// This sidecar started or stopped polling the cluster-wide endpoints.
-    Leadership(Leadership),
+    Leadership(Box<Leadership>),
     /// One System Log event of an Okta org.
     Okta(OktaEvent),
     /// One request to Okta's System Log, and where the next page starts.
-    OktaCall(OktaCall),
+    OktaCall(Box<OktaCall>),
 }
 
 /// Where a file can be read again from after a restart, such that every record after it
@@ -439,6 +441,16 @@ pub enum Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_stays_small() {
+        // Batches carry millions of audit events; a large variant belongs in a Box.
+        assert!(
+            std::mem::size_of::<Event>() <= 56,
+            "{}",
+            std::mem::size_of::<Event>()
+        );
+    }
 
     #[test]
     fn action_names_round_trip_and_unknown_is_other() {

@@ -86,6 +86,13 @@ impl Framer {
         }
     }
 
+    /// Makes room for `bytes` more bytes in the buffer before the first feed, so that a
+    /// framer made for one piece of a file allocates once, and (under the allocator's
+    /// mmap threshold) from the heap.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
+    }
+
     /// How many records the one-pass readers took.
     pub fn one_pass_records(&self) -> u64 {
         self.one_pass_records

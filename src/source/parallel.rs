@@ -21,9 +21,12 @@ use crate::event::{Event, FormatId};
 
 /// An unread stretch shorter than this is read by one framer.
 pub const MIN_PARALLEL_BYTES: u64 = 16 << 20;
-/// The size of a piece: small enough that a worker's events stay a few hundred
-/// kilobytes, large enough that finding its start is noise.
-const PIECE_BYTES: u64 = 2 << 20;
+/// The size of a piece: large enough that finding its start is noise, small enough
+/// that an audit log's piece makes fewer than 2,048 events, whose vector (under
+/// 128 KiB) the allocator serves from its heap: a larger one is mapped and unmapped
+/// for every piece (`main.rs` fixes glibc's mmap threshold), which cost a page fault
+/// per 4 KiB of events, 30k faults in a 1M-record replay.
+const PIECE_BYTES: u64 = 512 << 10;
 /// How far past a nominal cut a record start is looked for; a stretch without one is
 /// joined to the piece before it.
 const CUT_SEARCH_BYTES: usize = 1 << 20;
@@ -60,8 +63,11 @@ fn record_start_after(file: &File, format: FormatId, from: u64, to: u64) -> Opti
     // From one byte before, so that a line starting at `from + 1` is seen whole.
     let mut window = Vec::new();
     let mut at = from;
+    // A record start is usually within a few kilobytes: read that first.
+    let mut chunk = 8 << 10;
     while window.len() < CUT_SEARCH_BYTES && at < to {
-        let want = READ_CHUNK.min(usize::try_from(to - at).unwrap_or(READ_CHUNK));
+        let want = chunk.min(usize::try_from(to - at).unwrap_or(chunk));
+        chunk = READ_CHUNK;
         let old = window.len();
         window.resize(old + want, 0);
         let n = file.read_at(&mut window[old..], at).ok()?;
@@ -109,9 +115,11 @@ fn frame_piece(
     to: u64,
     last: bool,
     stop: Option<&CancellationToken>,
+    buf: &mut [u8],
 ) -> Option<Piece> {
     let mut events = Vec::new();
-    let mut buf = vec![0; READ_CHUNK];
+    // One read and the part of a record left over from the one before.
+    framer.reserve(READ_CHUNK + READ_CHUNK / 2);
     let mut at = framer.fed_offset();
     while at < to {
         if stop.is_some_and(CancellationToken::is_cancelled) {
@@ -162,6 +170,7 @@ pub fn read_stretch<E>(
                 let first = (w == 0).then(|| framer.clone());
                 scope.spawn(move || {
                     let mut first = first;
+                    let mut buf = vec![0; READ_CHUNK];
                     for k in (w..pieces).step_by(threads) {
                         let start = first.take().unwrap_or_else(|| {
                             Framer::new(
@@ -172,7 +181,8 @@ pub fn read_stretch<E>(
                                 },
                             )
                         });
-                        let piece = frame_piece(file, start, cuts[k + 1], k + 1 == pieces, stop);
+                        let piece =
+                            frame_piece(file, start, cuts[k + 1], k + 1 == pieces, stop, &mut buf);
                         let failed = piece.is_none();
                         if tx.send(piece).is_err() || failed {
                             return;

@@ -212,7 +212,7 @@ impl Poller for Fido2Poller {
                 return false;
             };
             events.push(Event::Fido2Health { up });
-            events.extend(entries.into_iter().map(Event::Fido2));
+            events.extend(entries.into_iter().map(|e| Event::Fido2(Box::new(e))));
             events.extend(
                 skipped
                     .into_iter()

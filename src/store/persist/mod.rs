@@ -504,7 +504,7 @@ mod tests {
         for e in crate::upstream::fido2::parse_entries(&serde_json::Value::Array(entries)).unwrap()
         {
             assert_eq!(e.duration_ms, None);
-            s.apply_event(&Event::Fido2(e));
+            s.apply_event(&Event::Fido2(Box::new(e)));
         }
         // A histogram fed huge values directly saturates instead of reaching +Inf.
         for _ in 0..1001 {
