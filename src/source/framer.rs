@@ -258,7 +258,7 @@ impl Framer {
             }
         };
         if let (Some(id), true, true) = (format, complete, self.one_pass) {
-            if let Some((event, len)) = formats::by_id(id).read_whole(rest, id) {
+            if let Some((event, len)) = formats::by_id(id).read_whole(rest, line.len(), id) {
                 out.push(event);
                 self.one_pass_records += 1;
                 self.skipping = false;

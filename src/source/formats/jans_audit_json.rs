@@ -100,7 +100,12 @@ impl RecordFormat for JansAuditJson {
 
     /// Audit events only: the audit record is read inside the escaped `message`, never
     /// unescaped into a copy.
-    fn read_whole(&self, rest: &[u8], format: FormatId) -> Option<(Event, usize)> {
+    fn read_whole(
+        &self,
+        rest: &[u8],
+        _line_len: usize,
+        format: FormatId,
+    ) -> Option<(Event, usize)> {
         let window = &rest[..rest.len().min(MAX_FAST_RECORD)];
         let mut cursor = Cursor::new(window);
         let fields = jackson::log4j_audit(&mut cursor, AUDIT_LOGGER)?;

@@ -15,6 +15,19 @@ const MESSAGE_MARK: &[u8] = b") - ";
 /// Built once: `memmem::find` would build a searcher per record.
 static MESSAGE_MARK_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(MESSAGE_MARK));
+/// The first message mark in `window`. It is nearly always at the first `)`, the end
+/// of `(%F:%L)`, which one `memchr` finds; otherwise it is searched for after it (no
+/// mark can start before the first `)`).
+fn find_message_mark(window: &[u8]) -> Option<usize> {
+    let paren = memchr::memchr(b')', window)?;
+    if window[paren..].starts_with(MESSAGE_MARK) {
+        return Some(paren);
+    }
+    MESSAGE_MARK_FINDER
+        .find(&window[paren + 1..])
+        .map(|at| paren + 1 + at)
+}
+
 /// A header longer than this without a body is not a header we can use.
 const MAX_HEADER: usize = 64 * 1024;
 
@@ -93,8 +106,7 @@ impl RecordFormat for JansAuditText {
     /// shares the timestamp but its messages are text.
     fn detect(&self, line: &[u8]) -> bool {
         timestamp_prefix_len(line) == TIMESTAMP_SHAPE.len()
-            && MESSAGE_MARK_FINDER
-                .find(line)
+            && find_message_mark(line)
                 .is_some_and(|at| line.get(at + MESSAGE_MARK.len()) == Some(&b'{'))
     }
 
@@ -114,7 +126,7 @@ impl RecordFormat for JansAuditText {
         // The mark is looked for in the first MAX_HEADER bytes only, so that the answer
         // for a long line is the same whether it arrived whole or in pieces.
         let window = &line[..line.len().min(MAX_HEADER)];
-        match MESSAGE_MARK_FINDER.find(window) {
+        match find_message_mark(window) {
             Some(at) if line.get(at + MESSAGE_MARK.len()) == Some(&b'{') => LineStart::Start {
                 body_at: at + MESSAGE_MARK.len(),
             },
@@ -133,9 +145,12 @@ impl RecordFormat for JansAuditText {
         parse_audit_record(&record[body_at..], format).map(Event::Audit)
     }
 
-    fn read_whole(&self, rest: &[u8], format: FormatId) -> Option<(Event, usize)> {
+    fn read_whole(&self, rest: &[u8], line_len: usize, format: FormatId) -> Option<(Event, usize)> {
         let window = &rest[..rest.len().min(MAX_FAST_RECORD)];
-        let header_end = memchr::memchr(b'\n', window)?;
+        let header_end = line_len;
+        if header_end >= window.len() {
+            return None;
+        }
         let LineStart::Start { body_at } = self.line_start(&window[..header_end], true) else {
             return None;
         };
@@ -173,6 +188,23 @@ mod tests {
     }
 
     const HEADER: &[u8] = b"2026-10-23 11:42:35,373 INFO  [02-42-AC-11-00-03] [pool-4-thread-5]  [io.jans.as.server.audit.ApplicationAuditLogger] (ApplicationAuditLogger.java:178) - {";
+
+    #[test]
+    fn the_message_mark_is_the_first_one_wherever_it_is() {
+        let mut rng = fastrand::Rng::with_seed(4);
+        let alphabet = b") -{a";
+        for _ in 0..50_000 {
+            let line: Vec<u8> = (0..rng.usize(0..20))
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            assert_eq!(
+                find_message_mark(&line),
+                memchr::memmem::find(&line, MESSAGE_MARK),
+                "{:?}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+    }
 
     #[test]
     fn finds_the_body_after_the_file_and_line() {

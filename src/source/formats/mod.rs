@@ -49,11 +49,17 @@ pub trait RecordFormat: Sync {
         body_at: usize,
         format: FormatId,
     ) -> Result<Event, MalformedReason>;
-    /// Reads the record starting at `rest` (a line start whose line is complete) in one
-    /// pass when it has exactly the shape upstream writes: the event and the record's
-    /// length to its closing brace, both exactly what [`line_start`](Self::line_start)
-    /// and [`parse`](Self::parse) would make of it. `None` leaves it to them.
-    fn read_whole(&self, _rest: &[u8], _format: FormatId) -> Option<(Event, usize)> {
+    /// Reads the record starting at `rest` (a line start whose line is complete, its
+    /// first `line_len` bytes before the newline) in one pass when it has exactly the
+    /// shape upstream writes: the event and the record's length to its closing brace,
+    /// both exactly what [`line_start`](Self::line_start) and [`parse`](Self::parse)
+    /// would make of it. `None` leaves it to them.
+    fn read_whole(
+        &self,
+        _rest: &[u8],
+        _line_len: usize,
+        _format: FormatId,
+    ) -> Option<(Event, usize)> {
         None
     }
 }
