@@ -176,6 +176,17 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The start of the member `key` in an object read in a known order: `sep` (the
+    /// object's opening or the separator after the member before), the key and what
+    /// ends it. Exactly what [`object`](Self::object) accepts before that member's
+    /// value, since no key holds a quote.
+    #[inline(always)]
+    fn member<S: Style>(&mut self, sep: &[u8], key: &[u8]) -> Option<()> {
+        self.expect(sep)?;
+        self.expect(key)?;
+        self.expect(S::KEY_END)
+    }
+
     /// An object in style `S` whose every member is read by `member` (given its key;
     /// `None` declines). Keys are plain ASCII letters.
     #[inline]
@@ -347,8 +358,48 @@ fn first_time(seen: &mut u16, bit: u16) -> Option<()> {
     first.then_some(())
 }
 
-/// Reads an audit record (`ApplicationAuditLogger`'s object) at the cursor.
+/// Reads an audit record (`ApplicationAuditLogger`'s object) at the cursor: in the
+/// order upstream writes its keys if it can (one comparison per piece of structure,
+/// no key to find and match), else in any order.
 pub fn audit<'a, S: Style>(cursor: &mut Cursor<'a>) -> Option<AuditFields<'a>> {
+    let start = cursor.at;
+    if let Some(fields) = audit_in_order::<S>(cursor) {
+        return Some(fields);
+    }
+    cursor.at = start;
+    audit_any_order::<S>(cursor)
+}
+
+/// An audit record with upstream's keys in upstream's order (reference §1): what
+/// [`audit_any_order`] makes of the same bytes, or `None`.
+fn audit_in_order<'a, S: Style>(c: &mut Cursor<'a>) -> Option<AuditFields<'a>> {
+    c.member::<S>(S::OPEN, b"ip")?;
+    c.string_or_null::<S>()?;
+    c.member::<S>(S::NEXT, b"action")?;
+    let action = c.string::<S>()?;
+    c.member::<S>(S::NEXT, b"timestamp")?;
+    let timestamp_ms = c.integer()?;
+    c.member::<S>(S::NEXT, b"macAddress")?;
+    c.string_or_null::<S>()?;
+    c.member::<S>(S::NEXT, b"clientId")?;
+    c.string_or_null::<S>()?;
+    c.member::<S>(S::NEXT, b"username")?;
+    let username = c.string_or_null::<S>()?;
+    c.member::<S>(S::NEXT, b"scope")?;
+    c.string_or_null::<S>()?;
+    c.member::<S>(S::NEXT, b"success")?;
+    let success = c.boolean()?;
+    c.expect(S::CLOSE)?;
+    Some(AuditFields {
+        action,
+        timestamp_ms,
+        username,
+        success,
+    })
+}
+
+/// An audit record with upstream's keys in any order, each once.
+fn audit_any_order<'a, S: Style>(cursor: &mut Cursor<'a>) -> Option<AuditFields<'a>> {
     const ACTION: u16 = 1;
     const TIMESTAMP: u16 = 2;
     const USERNAME: u16 = 4;
@@ -396,8 +447,54 @@ pub fn audit<'a, S: Style>(cursor: &mut Cursor<'a>) -> Option<AuditFields<'a>> {
 const LOG4J_FQCN: &[u8] = b"\"org.apache.logging.slf4j.Log4jLogger\"";
 
 /// A log4j event of `logger` whose `message` is an audit record: the record's figures,
-/// or `None` for another logger or anything unusual.
+/// or `None` for another logger or anything unusual. In log4j's key order if it can,
+/// else in any order.
 pub fn log4j_audit<'a>(cursor: &mut Cursor<'a>, logger: &str) -> Option<AuditFields<'a>> {
+    let start = cursor.at;
+    if let Some(fields) = log4j_in_order(cursor, logger) {
+        return Some(fields);
+    }
+    cursor.at = start;
+    log4j_any_order(cursor, logger)
+}
+
+/// A log4j `JsonLayout` event with its keys in the order log4j writes them: what
+/// [`log4j_any_order`] makes of the same bytes, or `None`.
+fn log4j_in_order<'a>(c: &mut Cursor<'a>, logger: &str) -> Option<AuditFields<'a>> {
+    c.member::<Log4j>(Log4j::OPEN, b"instant")?;
+    c.member::<Log4jNested>(Log4jNested::OPEN, b"epochSecond")?;
+    c.integer()?;
+    c.member::<Log4jNested>(Log4jNested::NEXT, b"nanoOfSecond")?;
+    c.integer()?;
+    c.expect(Log4jNested::CLOSE)?;
+    c.member::<Log4j>(Log4j::NEXT, b"thread")?;
+    c.string::<Log4j>()?;
+    c.member::<Log4j>(Log4j::NEXT, b"level")?;
+    c.string::<Log4j>()?;
+    c.member::<Log4j>(Log4j::NEXT, b"loggerName")?;
+    c.expect(b"\"")?;
+    c.expect(logger.as_bytes())?;
+    c.expect(b"\"")?;
+    c.member::<Log4j>(Log4j::NEXT, b"message")?;
+    c.expect(b"\"")?;
+    let fields = audit::<AuditEscaped>(c)?;
+    c.expect(b"\"")?;
+    c.member::<Log4j>(Log4j::NEXT, b"endOfBatch")?;
+    c.boolean()?;
+    c.member::<Log4j>(Log4j::NEXT, b"loggerFqcn")?;
+    if !c.eat(LOG4J_FQCN) {
+        c.string::<Log4j>()?;
+    }
+    c.member::<Log4j>(Log4j::NEXT, b"threadId")?;
+    c.integer()?;
+    c.member::<Log4j>(Log4j::NEXT, b"threadPriority")?;
+    c.integer()?;
+    c.expect(Log4j::CLOSE)?;
+    Some(fields)
+}
+
+/// A log4j event with log4j's keys in any order, each once.
+fn log4j_any_order<'a>(cursor: &mut Cursor<'a>, logger: &str) -> Option<AuditFields<'a>> {
     const INSTANT: u16 = 1;
     const THREAD: u16 = 2;
     const LEVEL: u16 = 4;
@@ -478,6 +575,91 @@ mod tests {
     }
 
     const RECORD: &[u8] = b"{\n  \"ip\" : \"10.0.0.1\",\n  \"action\" : \"TOKEN_REQUEST\",\n  \"timestamp\" : 1792755755373,\n  \"macAddress\" : \"m\",\n  \"clientId\" : \"c\",\n  \"username\" : \"jos\xc3\xa9\",\n  \"scope\" : null,\n  \"success\" : true\n}";
+
+    const LOG4J_EVENT: &[u8] = b"{\r\n  \"instant\" : {\r\n    \"epochSecond\" : 1791968124,\r\n    \"nanoOfSecond\" : 522000000\r\n  },\r\n  \"thread\" : \"pool-4-thread-11\",\r\n  \"level\" : \"INFO\",\r\n  \"loggerName\" : \"L\",\r\n  \"message\" : \"{\\n  \\\"ip\\\" : \\\"10.0.191.124\\\",\\n  \\\"action\\\" : \\\"SESSION_AUTHENTICATED\\\",\\n  \\\"timestamp\\\" : 1791968124522,\\n  \\\"macAddress\\\" : \\\"02-42-AC-11-00-03\\\",\\n  \\\"clientId\\\" : \\\"3000.58\\\",\\n  \\\"username\\\" : \\\"uid-0\\\",\\n  \\\"scope\\\" : \\\"openid\\\",\\n  \\\"success\\\" : true\\n}\",\r\n  \"endOfBatch\" : false,\r\n  \"loggerFqcn\" : \"org.apache.logging.slf4j.Log4jLogger\",\r\n  \"threadId\" : 61,\r\n  \"threadPriority\" : 5\r\n}";
+
+    /// Random edits of `bytes` with the bytes that matter to the reader.
+    fn mutants(bytes: &[u8], seed: u64) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let special = b"\"\\:, \n\r{}0123456789nulltrue\x00\xc3";
+        (0..20_000).map(move |_| {
+            let mut m = bytes.to_vec();
+            for _ in 0..rng.usize(1..3) {
+                let at = rng.usize(..m.len());
+                match rng.u8(0..3) {
+                    0 => m[at] = special[rng.usize(..special.len())],
+                    1 => {
+                        m.remove(at);
+                    }
+                    _ => m.insert(at, special[rng.usize(..special.len())]),
+                }
+            }
+            m
+        })
+    }
+
+    /// What a reader made of a record: action, timestamp, username, success, length.
+    type Read = (Vec<u8>, i64, Option<Vec<u8>>, bool, usize);
+
+    #[test]
+    fn in_upstream_order_reads_what_any_order_reads() {
+        fn fields(f: Option<AuditFields<'_>>, at: usize) -> Option<Read> {
+            f.map(|f| {
+                (
+                    f.action.to_vec(),
+                    f.timestamp_ms,
+                    f.username.map(<[u8]>::to_vec),
+                    f.success,
+                    at,
+                )
+            })
+        }
+        let audit_both = |bytes: &[u8]| {
+            let (mut a, mut b) = (Cursor::new(bytes), Cursor::new(bytes));
+            let fast = audit_in_order::<AuditText>(&mut a);
+            let any = audit_any_order::<AuditText>(&mut b);
+            (fields(fast, a.at()), fields(any, b.at()))
+        };
+        let (fast, any) = audit_both(RECORD);
+        assert!(fast.is_some(), "upstream's order is read in order");
+        assert_eq!(fast, any);
+        let mut taken = 0;
+        for m in mutants(RECORD, 1) {
+            let (fast, any) = audit_both(&m);
+            if fast.is_some() {
+                taken += 1;
+                assert_eq!(fast, any, "{}", String::from_utf8_lossy(&m));
+            }
+        }
+        assert!(taken > 100, "only {taken} mutants read in order");
+
+        let log4j_both = |bytes: &[u8]| {
+            let (mut a, mut b) = (Cursor::new(bytes), Cursor::new(bytes));
+            let fast = log4j_in_order(&mut a, "L");
+            let any = log4j_any_order(&mut b, "L");
+            (fields(fast, a.at()), fields(any, b.at()))
+        };
+        let (fast, any) = log4j_both(LOG4J_EVENT);
+        assert!(fast.is_some(), "log4j's order is read in order");
+        assert_eq!(fast, any);
+        let mut taken = 0;
+        for m in mutants(LOG4J_EVENT, 2) {
+            let (fast, any) = log4j_both(&m);
+            if fast.is_some() {
+                taken += 1;
+                assert_eq!(fast, any, "{}", String::from_utf8_lossy(&m));
+            }
+        }
+        assert!(taken > 100, "only {taken} mutants read in order");
+        // Another order is left to the any-order reader, and read the same.
+        let text = std::str::from_utf8(RECORD).unwrap();
+        let swapped = text
+            .replace("\"ip\" : \"10.0.0.1\"", "\"IP\"")
+            .replace("\"scope\" : null", "\"ip\" : \"10.0.0.1\"")
+            .replace("\"IP\"", "\"scope\" : null");
+        let (fast, any) = audit_both(swapped.as_bytes());
+        assert!(fast.is_none() && any.is_some());
+    }
 
     #[test]
     fn reads_the_layout_upstream_writes_to_its_last_brace() {
