@@ -43,10 +43,58 @@ enum State {
 
 pub use crate::event::ResumePoint;
 
+/// The framer's bytes: `bytes[..filled]` is the stream from `base`; the rest is room a
+/// read fills in place. The room stays initialised, so a read needs neither zeroing
+/// nor a copy from another buffer (that copy was an eighth of a replay's instructions).
+#[derive(Clone, Default)]
+struct Buffer {
+    bytes: Vec<u8>,
+    filled: usize,
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.filled]
+    }
+}
+
+impl Buffer {
+    /// `want` bytes of room after the stream, grown (and zeroed) only when too small.
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        let need = self.filled + want;
+        if self.bytes.len() < need {
+            self.bytes.resize(need, 0);
+        }
+        &mut self.bytes[self.filled..need]
+    }
+
+    /// The first `n` bytes of the room now hold the stream.
+    fn commit(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.bytes.len());
+    }
+
+    fn extend_from_slice(&mut self, data: &[u8]) {
+        self.room(data.len()).copy_from_slice(data);
+        self.commit(data.len());
+    }
+
+    fn clear(&mut self) {
+        self.filled = 0;
+    }
+
+    /// Drops the first `n` bytes of the stream.
+    fn drain_front(&mut self, n: usize) {
+        self.bytes.copy_within(n..self.filled, 0);
+        self.filled -= n;
+    }
+}
+
 #[derive(Clone)]
 pub struct Framer {
     format: Option<FormatId>,
-    buf: Vec<u8>,
+    buf: Buffer,
     /// Stream offset of `buf[0]`.
     base: u64,
     pos: usize,
@@ -63,7 +111,7 @@ impl Framer {
     pub fn new(format: Option<FormatId>, at: ResumePoint) -> Framer {
         Framer {
             format,
-            buf: Vec::new(),
+            buf: Buffer::default(),
             base: at.offset,
             pos: 0,
             state: if at.mid_line {
@@ -90,7 +138,7 @@ impl Framer {
     /// framer made for one piece of a file allocates once, and (under the allocator's
     /// mmap threshold) from the heap.
     pub fn reserve(&mut self, bytes: usize) {
-        self.buf.reserve(bytes);
+        self.buf.room(bytes);
     }
 
     /// How many records the one-pass readers took.
@@ -140,6 +188,24 @@ impl Framer {
         self.buf.extend_from_slice(data);
         self.scan(out);
         self.compact();
+    }
+
+    /// Reads up to `want` next bytes of the stream with `read`, straight into the
+    /// framer's buffer, and frames them as [`feed`](Self::feed) would. Returns what
+    /// `read` returned; nothing changes on an error or at the end (0).
+    pub fn feed_from(
+        &mut self,
+        want: usize,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+        out: &mut Vec<Event>,
+    ) -> std::io::Result<usize> {
+        let n = read(self.buf.room(want))?.min(want);
+        if n > 0 {
+            self.buf.commit(n);
+            self.scan(out);
+            self.compact();
+        }
+        Ok(n)
     }
 
     /// The stream ended for good (rotated away, truncated): a record still open is lost.
@@ -458,7 +524,7 @@ impl Framer {
         if keep_from == 0 {
             return;
         }
-        self.buf.drain(..keep_from);
+        self.buf.drain_front(keep_from);
         self.base += keep_from as u64;
         self.pos -= keep_from;
         if let State::Body { start, .. } = &mut self.state {
@@ -668,6 +734,43 @@ mod tests {
         let (whole, _) = frame(&[&bytes], None);
         let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
         assert_eq!(frame(&pieces, None).0, whole);
+    }
+
+    #[test]
+    fn reading_into_the_buffer_frames_as_feeding_does() {
+        for layout in [Layout::Text, Layout::Json] {
+            let (bytes, _) = records(300, layout);
+            let (whole, fed) = frame(&[&bytes], None);
+            let mut rng = fastrand::Rng::with_seed(7);
+            let mut framer = Framer::new(None, ResumePoint::default());
+            let mut events = Vec::new();
+            let mut at = 0;
+            loop {
+                // A failed read changes nothing.
+                let failed =
+                    framer.feed_from(100, |_| Err(std::io::Error::other("no")), &mut events);
+                assert!(failed.is_err());
+                let want = rng.usize(1..5000);
+                let n = framer
+                    .feed_from(
+                        want,
+                        |room| {
+                            let n = room.len().min(bytes.len() - at).min(rng.usize(0..=want));
+                            room[..n].copy_from_slice(&bytes[at..at + n]);
+                            Ok(n)
+                        },
+                        &mut events,
+                    )
+                    .unwrap();
+                at += n;
+                if at == bytes.len() {
+                    break;
+                }
+            }
+            assert_eq!(events, whole);
+            assert_eq!(framer.resume_point(), fed.resume_point());
+            assert_eq!(framer.fed_offset(), bytes.len() as u64);
+        }
     }
 
     #[test]

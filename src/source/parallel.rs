@@ -115,7 +115,6 @@ fn frame_piece(
     to: u64,
     last: bool,
     stop: Option<&CancellationToken>,
-    buf: &mut [u8],
 ) -> Option<Piece> {
     let mut events = Vec::new();
     // One read and the part of a record left over from the one before.
@@ -126,12 +125,13 @@ fn frame_piece(
             return None;
         }
         let want = READ_CHUNK.min(usize::try_from(to - at).unwrap_or(READ_CHUNK));
-        let n = file.read_at(&mut buf[..want], at).ok()?;
+        let n = framer
+            .feed_from(want, |room| file.read_at(room, at), &mut events)
+            .ok()?;
         if n == 0 {
             // Shrunk under us: the tailer's next poll sees the truncation.
             return None;
         }
-        framer.feed(&buf[..n], &mut events);
         events.push(Event::BytesRead(n as u64));
         at += n as u64;
     }
@@ -170,7 +170,6 @@ pub fn read_stretch<E>(
                 let first = (w == 0).then(|| framer.clone());
                 scope.spawn(move || {
                     let mut first = first;
-                    let mut buf = vec![0; READ_CHUNK];
                     for k in (w..pieces).step_by(threads) {
                         let start = first.take().unwrap_or_else(|| {
                             Framer::new(
@@ -181,8 +180,7 @@ pub fn read_stretch<E>(
                                 },
                             )
                         });
-                        let piece =
-                            frame_piece(file, start, cuts[k + 1], k + 1 == pieces, stop, &mut buf);
+                        let piece = frame_piece(file, start, cuts[k + 1], k + 1 == pieces, stop);
                         let failed = piece.is_none();
                         if tx.send(piece).is_err() || failed {
                             return;

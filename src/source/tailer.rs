@@ -113,7 +113,6 @@ pub struct Tailer {
     silence: Option<super::silence::SilenceWatch>,
     /// File events that end the wait for the next poll early.
     wakeups: Option<super::wakeup::Wakeups>,
-    buf: Vec<u8>,
     malformed_log: RateLimitedLog,
     io_log: RateLimitedLog,
     /// Checked between read chunks so a long backfill stops promptly.
@@ -146,7 +145,6 @@ impl Tailer {
             last_read: None,
             silence: None,
             wakeups: None,
-            buf: vec![0; READ_CHUNK],
             malformed_log: RateLimitedLog::new(Duration::from_secs(10)),
             io_log: RateLimitedLog::new(Duration::from_secs(30)),
             stop: None,
@@ -649,7 +647,11 @@ impl Tailer {
                 }
                 continue;
             }
-            let n = match f.file.read_at(&mut self.buf, offset) {
+            let file = &f.file;
+            let read =
+                f.framer
+                    .feed_from(READ_CHUNK, |room| file.read_at(room, offset), &mut events);
+            let n = match read {
                 Ok(n) => n,
                 Err(e) => {
                     if let Some(s) = self.io_log.allow() {
@@ -661,7 +663,6 @@ impl Tailer {
             if n == 0 {
                 break;
             }
-            f.framer.feed(&self.buf[..n], &mut events);
             events.push(Event::BytesRead(n as u64));
             self.last_read = Some(Instant::now());
             if f.head.len() < HEAD_BYTES {
