@@ -11,14 +11,14 @@ pub struct JansAuditText;
 /// `yyyy-MM-dd HH:mm:ss,SSS`: `d` is a digit, anything else must match exactly.
 pub(super) const TIMESTAMP_SHAPE: &[u8; 23] = b"dddd-dd-dd dd:dd:dd,ddd";
 /// Ends the `(%F:%L)` part; the message follows.
-const MESSAGE_MARK: &[u8] = b") - ";
+pub(super) const MESSAGE_MARK: &[u8] = b") - ";
 /// Built once: `memmem::find` would build a searcher per record.
 static MESSAGE_MARK_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(MESSAGE_MARK));
 /// The first message mark in `window`. It is nearly always at the first `)`, the end
 /// of `(%F:%L)`, which one `memchr` finds; otherwise it is searched for after it (no
 /// mark can start before the first `)`).
-fn find_message_mark(window: &[u8]) -> Option<usize> {
+pub(super) fn find_message_mark(window: &[u8]) -> Option<usize> {
     let paren = memchr::memchr(b')', window)?;
     if window[paren..].starts_with(MESSAGE_MARK) {
         return Some(paren);

@@ -9,14 +9,14 @@ use std::sync::LazyLock;
 use chrono::{NaiveDate, NaiveDateTime};
 use memchr::memmem;
 
-use super::jans_audit_text::{is_timestamp, timestamp_prefix_len, TIMESTAMP_SHAPE};
+use super::jans_audit_text::{
+    find_message_mark, is_timestamp, timestamp_prefix_len, MESSAGE_MARK, TIMESTAMP_SHAPE,
+};
 use super::{parse_audit_record, parse_server_message, LineStart, RecordFormat, AUTHENTICATOR};
 use crate::event::{Event, FormatId, LineTime, LogLevel, MalformedReason};
 
 pub struct JansServerText;
 
-/// Ends the `(%F:%L)` part; the message follows.
-const MESSAGE_MARK: &[u8] = b") - ";
 /// A line longer than this is not waited for whole: it is read as it is.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -53,9 +53,6 @@ fn fixed_local_ms(stamp: &[u8; 23]) -> Option<i64> {
     Some(time.and_utc().timestamp_millis())
 }
 
-/// Finds the message mark; built once, not per line.
-static MESSAGE_MARK_FINDER: LazyLock<memmem::Finder<'static>> =
-    LazyLock::new(|| memmem::Finder::new(MESSAGE_MARK));
 /// Finds the ` (` before `%F:%L`, from the end.
 static FILE_OPEN_FINDER: LazyLock<memmem::FinderRev<'static>> =
     LazyLock::new(|| memmem::FinderRev::new(b" ("));
@@ -67,7 +64,7 @@ static AUTHENTICATOR_FINDER: LazyLock<memmem::Finder<'static>> =
 /// `[<class>] (<file>:<line>) - <message>`: the class and the message, if the line has
 /// that shape.
 fn logger_and_message(rest: &[u8]) -> (&[u8], &[u8]) {
-    let Some(mark) = MESSAGE_MARK_FINDER.find(rest) else {
+    let Some(mark) = find_message_mark(rest) else {
         return (b"", b"");
     };
     let head = &rest[..mark];
@@ -106,7 +103,7 @@ impl RecordFormat for JansServerText {
             // An audit record in a file whose first line was not one (an audit log that
             // starts with a JMS error, say): read it as the audit format would.
             // Only the first MAX_LINE bytes decide, however the line arrived.
-            match MESSAGE_MARK_FINDER.find(&line[..line.len().min(MAX_LINE)]) {
+            match find_message_mark(&line[..line.len().min(MAX_LINE)]) {
                 Some(at) if line.get(at + MESSAGE_MARK.len()) == Some(&b'{') => LineStart::Start {
                     body_at: at + MESSAGE_MARK.len(),
                 },
