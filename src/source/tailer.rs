@@ -647,10 +647,15 @@ impl Tailer {
                 }
                 continue;
             }
+            // Room for what the file holds past the offset (at least 4 KiB, for what
+            // was appended since): a quiet file's framer keeps a small buffer.
+            let want = usize::try_from(len.saturating_sub(offset))
+                .unwrap_or(READ_CHUNK)
+                .clamp(4 << 10, READ_CHUNK);
             let file = &f.file;
-            let read =
-                f.framer
-                    .feed_from(READ_CHUNK, |room| file.read_at(room, offset), &mut events);
+            let read = f
+                .framer
+                .feed_from(want, |room| file.read_at(room, offset), &mut events);
             let n = match read {
                 Ok(n) => n,
                 Err(e) => {
