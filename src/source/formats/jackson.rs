@@ -31,6 +31,12 @@ pub trait Style {
     const NEXT: &'static [u8];
     /// After the last member: a line end, the closing indent and the brace.
     const CLOSE: &'static [u8];
+
+    /// XXH3 of a record read in this style, as the general parser sees the record
+    /// (unescaped); `None` if it holds an escape this reader never accepts.
+    fn record_hash(record: &[u8]) -> Option<u64> {
+        Some(xxhash_rust::xxh3::xxh3_64(record))
+    }
 }
 
 /// The audit record as the text layout writes it.
@@ -52,6 +58,25 @@ impl Style for AuditEscaped {
     const KEY_END: &'static [u8] = b"\\\" : ";
     const NEXT: &'static [u8] = b",\\n  \\\"";
     const CLOSE: &'static [u8] = b"\\n}";
+
+    /// Hashed as it streams, piece by piece between the escapes, so the record is
+    /// never unescaped into a copy. Only the structure's `\n` and `\"` are escapes in
+    /// a record read here: a backslash inside a value ends it.
+    fn record_hash(record: &[u8]) -> Option<u64> {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut rest = record;
+        while let Some(at) = memchr::memchr(b'\\', rest) {
+            hasher.update(&rest[..at]);
+            hasher.update(match rest.get(at + 1)? {
+                b'n' => b"\n",
+                b'"' => b"\"",
+                _ => return None,
+            });
+            rest = &rest[at + 2..];
+        }
+        hasher.update(rest);
+        Some(hasher.digest())
+    }
 }
 
 /// A log4j `JsonLayout` event (CRLF line ends).
@@ -323,16 +348,17 @@ pub struct AuditFields<'a> {
     pub timestamp_ms: i64,
     pub username: Option<&'a [u8]>,
     pub success: bool,
+    /// The whole record as it stands in the bytes read (escaped in [`AuditEscaped`]).
+    pub record: &'a [u8],
 }
 
 impl AuditFields<'_> {
-    /// The event the general parser makes of the same record; `body` is the record's
-    /// bytes as that parser sees them, for the redirect twins' pair key, or `None` when
-    /// they are not at hand (escaped), and then a record that needs one is declined.
-    pub fn event(&self, format: FormatId, body: Option<&[u8]>) -> Option<AuditEvent> {
+    /// The event the general parser makes of the same record, read in style `S`; the
+    /// redirect twins' pair key hashes the record as that parser sees it.
+    pub fn event<S: Style>(&self, format: FormatId) -> Option<AuditEvent> {
         let action = Action::known_bytes(self.action).unwrap_or(Action::Other);
         let pair_key = if action == Action::UserAuthorization && !self.success {
-            Some(xxhash_rust::xxh3::xxh3_64(body?))
+            Some(S::record_hash(self.record)?)
         } else {
             None
         };
@@ -373,6 +399,7 @@ pub fn audit<'a, S: Style>(cursor: &mut Cursor<'a>) -> Option<AuditFields<'a>> {
 /// An audit record with upstream's keys in upstream's order (reference §1): what
 /// [`audit_any_order`] makes of the same bytes, or `None`.
 fn audit_in_order<'a, S: Style>(c: &mut Cursor<'a>) -> Option<AuditFields<'a>> {
+    let start = c.at;
     c.member::<S>(S::OPEN, b"ip")?;
     c.string_or_null::<S>()?;
     c.member::<S>(S::NEXT, b"action")?;
@@ -395,6 +422,7 @@ fn audit_in_order<'a, S: Style>(c: &mut Cursor<'a>) -> Option<AuditFields<'a>> {
         timestamp_ms,
         username,
         success,
+        record: &c.bytes[start..c.at],
     })
 }
 
@@ -408,6 +436,7 @@ fn audit_any_order<'a, S: Style>(cursor: &mut Cursor<'a>) -> Option<AuditFields<
     const MAC: u16 = 32;
     const CLIENT: u16 = 64;
     const SCOPE: u16 = 128;
+    let start = cursor.at;
     let mut seen = 0u16;
     let (mut action, mut timestamp_ms, mut username, mut success) = (None, None, None, None);
     cursor.object::<S>(|key, c| {
@@ -440,6 +469,7 @@ fn audit_any_order<'a, S: Style>(cursor: &mut Cursor<'a>) -> Option<AuditFields<
         timestamp_ms: timestamp_ms?,
         username: username.flatten(),
         success: success?,
+        record: &cursor.bytes[start..cursor.at],
     })
 }
 
@@ -852,19 +882,58 @@ mod tests {
     }
 
     #[test]
-    fn a_redirect_failure_needs_its_bytes_for_the_pair_key() {
+    fn a_redirect_failure_keys_its_pair_by_the_record_as_the_general_parser_sees_it() {
         let f = AuditFields {
             action: b"USER_AUTHORIZATION",
             timestamp_ms: 1,
             username: None,
             success: false,
+            record: b"{\\n  \\\"a\\\" : 1\\n}",
         };
-        assert!(f.event(0, None).is_none());
+        let unescaped = b"{\n  \"a\" : 1\n}";
         assert_eq!(
-            f.event(0, Some(b"x")).unwrap().pair_key,
-            Some(xxhash_rust::xxh3::xxh3_64(b"x"))
+            f.event::<AuditEscaped>(0).unwrap().pair_key,
+            Some(xxhash_rust::xxh3::xxh3_64(unescaped))
         );
+        assert_eq!(
+            f.event::<AuditText>(0).unwrap().pair_key,
+            Some(xxhash_rust::xxh3::xxh3_64(f.record))
+        );
+        // An escape the reader never accepts gives no key, and so no event.
+        let odd = AuditFields {
+            record: b"{\\t}",
+            ..f
+        };
+        assert!(odd.event::<AuditEscaped>(0).is_none());
         let ok = AuditFields { success: true, ..f };
-        assert_eq!(ok.event(0, None).unwrap().pair_key, None);
+        assert_eq!(ok.event::<AuditEscaped>(0).unwrap().pair_key, None);
+    }
+
+    #[test]
+    fn the_escaped_hash_is_the_hash_of_what_serde_unescapes() {
+        // Random records of structure escapes and plain content, every length across
+        // the streaming hasher's internal buffer.
+        let mut rng = fastrand::Rng::with_seed(5);
+        for _ in 0..3_000 {
+            let mut escaped = Vec::new();
+            for _ in 0..rng.usize(0..200) {
+                match rng.u8(..6) {
+                    0 => escaped.extend_from_slice(b"\\n"),
+                    1 => escaped.extend_from_slice(b"\\\""),
+                    // Printable ASCII but the quote and the backslash.
+                    _ => escaped.extend(
+                        (0..rng.usize(0..40))
+                            .map(|_| rng.u8(b' '..=b'~'))
+                            .filter(|b| !matches!(b, b'"' | b'\\')),
+                    ),
+                }
+            }
+            let quoted = [b"\"", &escaped[..], b"\""].concat();
+            let unescaped: String = serde_json::from_slice(&quoted).unwrap();
+            assert_eq!(
+                AuditEscaped::record_hash(&escaped),
+                Some(xxhash_rust::xxh3::xxh3_64(unescaped.as_bytes()))
+            );
+        }
     }
 }

@@ -99,7 +99,8 @@ impl RecordFormat for JansAuditJson {
     }
 
     /// Audit events only: the audit record is read inside the escaped `message`, never
-    /// unescaped into a copy.
+    /// unescaped into a copy (its hash, for a redirect failure, streams past the
+    /// escapes).
     fn read_whole(
         &self,
         rest: &[u8],
@@ -109,8 +110,7 @@ impl RecordFormat for JansAuditJson {
         let window = &rest[..rest.len().min(MAX_FAST_RECORD)];
         let mut cursor = Cursor::new(window);
         let fields = jackson::log4j_audit(&mut cursor, AUDIT_LOGGER)?;
-        // The redirect twins' pair key hashes the unescaped record: not at hand here.
-        let event = fields.event(format, None)?;
+        let event = fields.event::<jackson::AuditEscaped>(format)?;
         Some((Event::Audit(event), cursor.at()))
     }
 }

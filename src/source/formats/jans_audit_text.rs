@@ -157,9 +157,8 @@ impl RecordFormat for JansAuditText {
         let body = &window[body_at..];
         let mut cursor = Cursor::new(body);
         let fields = jackson::audit::<jackson::AuditText>(&mut cursor)?;
-        let len = cursor.at();
-        let event = fields.event(format, Some(&body[..len]))?;
-        Some((Event::Audit(event), body_at + len))
+        let event = fields.event::<jackson::AuditText>(format)?;
+        Some((Event::Audit(event), body_at + cursor.at()))
     }
 }
 
