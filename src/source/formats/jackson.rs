@@ -154,9 +154,42 @@ impl<'a> Cursor<'a> {
     }
 
     /// A non-negative integer that fits an `i64` whatever its digits: `0`, or up to 18
-    /// digits without a leading zero, and no fraction or exponent after it. Eight
-    /// digits at a time while they last (timestamps have 10 to 13).
+    /// digits without a leading zero, and no fraction or exponent after it. Read from
+    /// a 16-byte window as two words (timestamps have 10 to 13 digits, a record five
+    /// integers); a byte loop, eight digits at a time, near the end and past 15 digits.
     fn integer(&mut self) -> Option<i64> {
+        let rest = &self.bytes[self.at..];
+        let Some(window) = rest.first_chunk::<16>() else {
+            return self.integer_bytewise();
+        };
+        // The digits' count from where the first non-digit is flagged, then their value
+        // from the words as they are: no loop, no branch per digit.
+        let (lo, hi) = window.split_at(8);
+        let lo = u64::from_le_bytes(lo.try_into().ok()?);
+        let hi = u64::from_le_bytes(hi.try_into().ok()?);
+        let digits = match (non_digits(lo), non_digits(hi)) {
+            (0, 0) => return self.integer_bytewise(),
+            (0, flags) => 8 + flags.trailing_zeros() as usize / 8,
+            (flags, _) => flags.trailing_zeros() as usize / 8,
+        };
+        if digits == 0 || (digits > 1 && rest[0] == b'0') {
+            return None;
+        }
+        if matches!(rest[digits], b'.' | b'e' | b'E') {
+            return None;
+        }
+        let value = if digits <= 8 {
+            leading_digits(lo, digits)
+        } else {
+            leading_digits(lo, 8) * POWERS_OF_TEN[digits - 8] + leading_digits(hi, digits - 8)
+        };
+        self.at += digits;
+        // At most 15 digits: well inside an i64.
+        i64::try_from(value).ok()
+    }
+
+    /// [`integer`](Self::integer) near the end of the bytes, or for 16 digits and more.
+    fn integer_bytewise(&mut self) -> Option<i64> {
         let rest = &self.bytes[self.at..];
         let mut value = 0i64;
         let mut digits = 0;
@@ -239,6 +272,41 @@ impl<'a> Cursor<'a> {
 /// Every byte of a word set to 1, and to 0x80: the word-at-a-time (SWAR) masks.
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// `10^n` for `n` up to 8.
+const POWERS_OF_TEN: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// Flags the bytes of `x` that are not ASCII digits (some bit of each such byte); the
+/// lowest flagged byte is exact.
+#[inline(always)]
+fn non_digits(x: u64) -> u64 {
+    // A digit becomes 0..=9: no high nibble, and no carry into bit 4 when 6 is added.
+    // A carry out of a byte comes only from a byte with a high nibble, flagged itself.
+    let y = x ^ (0x30 * ONES);
+    (y & 0xf0f0_f0f0_f0f0_f0f0) | (y.wrapping_add(0x0606_0606_0606_0606) & 0x1010_1010_1010_1010)
+}
+
+/// The value of the first `n` (1 to 8) bytes of `x`, ASCII digits, read as a
+/// little-endian word: shifted to the top of the word, so the bytes below become
+/// leading zeros and the bytes after the digits fall off.
+#[inline(always)]
+fn leading_digits(x: u64, n: usize) -> u64 {
+    let shift = 8 * (8 - n) as u32;
+    let x = (x << shift) - ((0x30 * ONES) << shift);
+    let x = (x * 10 + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let x = (x * 100 + (x >> 16)) & 0x0000_ffff_0000_ffff;
+    (x * 10_000 + (x >> 32)) & 0xffff_ffff
+}
 
 /// The value of eight ASCII digits read as a little-endian word (the first digit in the
 /// lowest byte), or `None` if any byte is not a digit.
