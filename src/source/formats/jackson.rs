@@ -180,6 +180,18 @@ impl<'a> Cursor<'a> {
     /// a 16-byte window as two words (timestamps have 10 to 13 digits, a record five
     /// integers); a byte loop, eight digits at a time, near the end and past 15 digits.
     fn integer(&mut self) -> Option<i64> {
+        self.integer_valued::<true>()
+    }
+
+    /// An integer [`integer`](Self::integer) would read, whose value is not needed
+    /// (log4j's instant and thread numbers): the same checks, no arithmetic.
+    fn skip_integer(&mut self) -> Option<()> {
+        self.integer_valued::<false>().map(drop)
+    }
+
+    /// [`integer`](Self::integer); its value only if `VALUE`, else 0.
+    #[inline(always)]
+    fn integer_valued<const VALUE: bool>(&mut self) -> Option<i64> {
         let rest = &self.bytes[self.at..];
         let Some(window) = rest.first_chunk::<16>() else {
             return self.integer_bytewise();
@@ -199,6 +211,10 @@ impl<'a> Cursor<'a> {
         }
         if matches!(rest[digits], b'.' | b'e' | b'E') {
             return None;
+        }
+        if !VALUE {
+            self.at += digits;
+            return Some(0);
         }
         let value = if digits <= 8 {
             leading_digits(lo, digits)
@@ -646,9 +662,9 @@ fn log4j_in_order<'a>(c: &mut Cursor<'a>, logger: &str) -> Option<AuditFields<'a
         b"epochSecond",
         KEY_END,
     ])?;
-    c.integer()?;
+    c.skip_integer()?;
     c.expect_all(&[Log4jNested::NEXT, b"nanoOfSecond", KEY_END])?;
-    c.integer()?;
+    c.skip_integer()?;
     c.expect_all(&[Log4jNested::CLOSE, NEXT, b"thread", KEY_END, Q])?;
     c.string_content()?;
     c.expect_all(&[Q, NEXT, b"level", KEY_END, Q])?;
@@ -682,9 +698,9 @@ fn log4j_in_order<'a>(c: &mut Cursor<'a>, logger: &str) -> Option<AuditFields<'a
         }
         c.member::<Log4j>(NEXT, b"threadId")?;
     }
-    c.integer()?;
+    c.skip_integer()?;
     c.member::<Log4j>(Log4j::NEXT, b"threadPriority")?;
-    c.integer()?;
+    c.skip_integer()?;
     c.expect(Log4j::CLOSE)?;
     Some(fields)
 }
@@ -735,7 +751,7 @@ fn log4j_any_order<'a>(cursor: &mut Cursor<'a>, logger: &str) -> Option<AuditFie
                 c.expect(b"\"")
             }
             END_OF_BATCH => c.boolean().map(drop),
-            THREAD_ID | PRIORITY => c.integer().map(drop),
+            THREAD_ID | PRIORITY => c.skip_integer(),
             _ => c.string::<Log4j>().map(drop),
         }
     })?;
@@ -754,7 +770,7 @@ fn instant(c: &mut Cursor<'_>) -> Option<()> {
             _ => return None,
         };
         first_time(&mut seen, bit)?;
-        c.integer().map(drop)
+        c.skip_integer()
     })?;
     // epochSecond is required by the general parser.
     (seen & 1 != 0).then_some(())
@@ -1010,7 +1026,12 @@ mod tests {
         }
         let read = |bytes: &[u8]| {
             let mut c = Cursor::new(bytes);
-            c.integer().map(|v| (v, c.at()))
+            let read = c.integer().map(|v| (v, c.at()));
+            // Skipping accepts the same integers and ends in the same place.
+            let mut skip = Cursor::new(bytes);
+            let skipped = skip.skip_integer().map(|()| skip.at());
+            assert_eq!(skipped, read.map(|(_, at)| at), "{bytes:?}");
+            read
         };
         let alphabet = b"0123456789019283746501928374650.eE,x/:\xff ";
         let mut rng = fastrand::Rng::with_seed(8);
