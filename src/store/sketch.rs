@@ -514,6 +514,21 @@ impl PeriodKeys {
             month: u32::try_from(t.year()).ok()? * 100 + t.month(),
         })
     }
+
+    /// [`of`](Self::of), through `last`, the keys of the last instant asked about:
+    /// week and month follow from the day, and records come in time order, so most
+    /// share their day with the one before (the calendar arithmetic was a tenth of the
+    /// store's time).
+    pub fn of_cached(timestamp_ms: i64, last: &mut Option<PeriodKeys>) -> Option<PeriodKeys> {
+        match *last {
+            Some(k) if i64::from(k.day) == timestamp_ms.div_euclid(86_400_000) => Some(k),
+            _ => {
+                let k = PeriodKeys::of(timestamp_ms)?;
+                *last = Some(k);
+                Some(k)
+            }
+        }
+    }
 }
 
 /// What the wall clock says about periods: the oldest day and week still worth a
@@ -574,6 +589,8 @@ pub struct ActiveUsers<S = Sketch> {
     days: Periods<S>,
     weeks: Periods<S>,
     months: Periods<S>,
+    /// See [`PeriodKeys::of_cached`].
+    last_keys: Option<PeriodKeys>,
 }
 
 impl<S: PeriodSketch> ActiveUsers<S> {
@@ -583,6 +600,7 @@ impl<S: PeriodSketch> ActiveUsers<S> {
             days: Periods::new(DAYS_KEPT),
             weeks: Periods::new(WEEKS_KEPT),
             months: Periods::new(retain_months),
+            last_keys: None,
         }
     }
 
@@ -601,7 +619,7 @@ impl<S: PeriodSketch> ActiveUsers<S> {
         if timestamp_ms > horizon.latest_ms {
             return Insert::Future;
         }
-        let Some(k) = PeriodKeys::of(timestamp_ms) else {
+        let Some(k) = PeriodKeys::of_cached(timestamp_ms, &mut self.last_keys) else {
             return Insert::OutsideRetention;
         };
         let p = horizon.present;
@@ -663,6 +681,27 @@ impl<S: PeriodSketch> ActiveUsers<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_period_keys_are_the_keys_of_every_instant() {
+        let mut rng = fastrand::Rng::with_seed(21);
+        let mut last = None;
+        let mut t: i64 = 1_735_000_000_000;
+        for _ in 0..200_000 {
+            t = match rng.u8(..20) {
+                // Around a day's edge, far jumps both ways, and the ends of the range.
+                0 => t.div_euclid(86_400_000) * 86_400_000 + rng.i64(-2..2),
+                1 => rng.i64(-100_000_000_000_000..100_000_000_000_000),
+                2 => [i64::MIN, i64::MAX, -1, 0][rng.usize(..4)],
+                _ => t.saturating_add(rng.i64(-1_000_000..30_000_000)),
+            };
+            assert_eq!(
+                PeriodKeys::of_cached(t, &mut last),
+                PeriodKeys::of(t),
+                "{t}"
+            );
+        }
+    }
 
     fn users(range: std::ops::Range<u32>) -> impl Iterator<Item = UserKey> {
         range.map(|i| UserKey::of(&format!("user{i:06}@example.org")))
