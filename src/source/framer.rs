@@ -141,6 +141,21 @@ impl Framer {
         self.buf.room(bytes);
     }
 
+    /// The buffer's memory, for another framer's [`reuse`](Self::reuse), if this one
+    /// holds no bytes of the stream (finished, or never fed): then it loses nothing.
+    pub fn take_spare(&mut self) -> Option<Vec<u8>> {
+        (self.buf.filled == 0).then(|| std::mem::take(&mut self.buf.bytes))
+    }
+
+    /// Reads into `spare` (from [`take_spare`](Self::take_spare)) instead of memory of
+    /// its own, if it holds nothing yet: a worker framing one piece after another
+    /// zeroes and faults in one buffer, not one per piece.
+    pub fn reuse(&mut self, spare: Vec<u8>) {
+        if self.buf.filled == 0 && spare.len() > self.buf.bytes.len() {
+            self.buf.bytes = spare;
+        }
+    }
+
     /// How many records the one-pass readers took.
     pub fn one_pass_records(&self) -> u64 {
         self.one_pass_records
@@ -740,6 +755,26 @@ mod tests {
             let took = assert_one_pass_changes_nothing(&bytes, &cuts, None);
             assert_eq!(took as usize, recs.len(), "{layout:?}");
         }
+    }
+
+    #[test]
+    fn a_reused_buffer_frames_as_a_fresh_one_and_only_an_empty_framer_gives_it_up() {
+        let (bytes, _) = records(40, Layout::Json);
+        let (whole, _) = frame(&[&bytes], None);
+        // Mid-record, the framer keeps its bytes.
+        let (_, mut open) = frame(&[&bytes[..bytes.len() / 2 + 3]], None);
+        assert!(open.take_spare().is_none());
+        let mut finished = open;
+        finished.finish(&mut Vec::new());
+        let spare = finished.take_spare().unwrap();
+        assert!(spare.len() > 1000 && spare.iter().any(|&b| b != 0));
+        let mut reused = Framer::new(None, ResumePoint::default());
+        reused.reuse(spare);
+        let mut events = Vec::new();
+        for chunk in bytes.chunks(777) {
+            reused.feed(chunk, &mut events);
+        }
+        assert_eq!(events, whole);
     }
 
     #[test]

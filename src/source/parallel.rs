@@ -109,14 +109,16 @@ fn cuts(file: &File, format: FormatId, start: u64, end: u64) -> Vec<u64> {
 }
 
 /// Frames `[from, to)` of `file` with `framer`, finishing it at `to` unless `last`.
+/// `events_hint`: how many events to make room for at once.
 fn frame_piece(
     file: &File,
     mut framer: Framer,
     to: u64,
     last: bool,
     stop: Option<&CancellationToken>,
+    events_hint: usize,
 ) -> Option<Piece> {
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(events_hint);
     // One read and the part of a record left over from the one before.
     framer.reserve(READ_CHUNK + READ_CHUNK / 2);
     let mut at = framer.fed_offset();
@@ -170,17 +172,30 @@ pub fn read_stretch<E>(
                 let first = (w == 0).then(|| framer.clone());
                 scope.spawn(move || {
                     let mut first = first;
+                    // The last piece's buffer and event count: the next piece reads
+                    // into the same memory and reserves its events at once.
+                    let (mut spare, mut events_hint) = (None, 0);
                     for k in (w..pieces).step_by(threads) {
                         let start = first.take().unwrap_or_else(|| {
-                            Framer::new(
+                            let mut framer = Framer::new(
                                 Some(format),
                                 ResumePoint {
                                     offset: cuts[k],
                                     ..ResumePoint::default()
                                 },
-                            )
+                            );
+                            if let Some(spare) = spare.take() {
+                                framer.reuse(spare);
+                            }
+                            framer
                         });
-                        let piece = frame_piece(file, start, cuts[k + 1], k + 1 == pieces, stop);
+                        let last = k + 1 == pieces;
+                        let mut piece =
+                            frame_piece(file, start, cuts[k + 1], last, stop, events_hint);
+                        if let Some(piece) = &mut piece {
+                            events_hint = piece.events.len() + piece.events.len() / 8;
+                            spare = piece.framer.take_spare();
+                        }
                         let failed = piece.is_none();
                         if tx.send(piece).is_err() || failed {
                             return;
