@@ -37,6 +37,9 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Piece {
     pub events: Vec<Event>,
     pub framer: Framer,
+    /// Whether `events` holds a malformed record, found by the worker, so that the
+    /// thread applying the pieces looks for them (to log) only then.
+    pub malformed: bool,
 }
 
 /// Why the stretch was not read to its end; the pieces handed on before it stand.
@@ -140,7 +143,12 @@ fn frame_piece(
     if !last {
         framer.finish(&mut events);
     }
-    Some(Piece { events, framer })
+    let malformed = events.iter().any(|e| matches!(e, Event::Malformed { .. }));
+    Some(Piece {
+        events,
+        framer,
+        malformed,
+    })
 }
 
 /// Reads `[framer.fed_offset(), end)` of `file` on `threads` threads and hands each
@@ -309,8 +317,14 @@ mod tests {
             for threads in [1, 2, 3, 8] {
                 let mut got = Vec::new();
                 let mut last = None;
-                let mut pieces = 0;
+                let (mut pieces, mut flagged) = (0, 0);
                 read_stretch::<()>(file, &head, end as u64, threads, None, |p| {
+                    let malformed = p
+                        .events
+                        .iter()
+                        .any(|e| matches!(e, Event::Malformed { .. }));
+                    assert_eq!(p.malformed, malformed);
+                    flagged += usize::from(malformed);
                     got.extend(p.events);
                     last = Some(p.framer);
                     pieces += 1;
@@ -318,6 +332,7 @@ mod tests {
                 })
                 .unwrap();
                 assert!(pieces >= 4, "{pieces} pieces");
+                assert!(flagged > 0, "the damage is reported");
                 let got_records = records(&got);
                 let first_difference = got_records.iter().zip(&want).position(|(a, b)| a != b);
                 assert_eq!(

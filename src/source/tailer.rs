@@ -627,7 +627,13 @@ impl Tailer {
                     stop.as_ref(),
                     |piece| {
                         f.framer = piece.framer;
-                        Self::log_malformed_with(&mut self.malformed_log, &f.path, &piece.events);
+                        if piece.malformed {
+                            Self::log_malformed_with(
+                                &mut self.malformed_log,
+                                &f.path,
+                                &piece.events,
+                            );
+                        }
                         sink.send(Message::Batch(Batch {
                             events: piece.events,
                             checkpoint: Some(super::followed::checkpoint(
