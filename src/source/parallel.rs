@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use memchr::memchr;
 use tokio_util::sync::CancellationToken;
@@ -154,13 +154,18 @@ fn frame_piece(
 /// Reads `[framer.fed_offset(), end)` of `file` on `threads` threads and hands each
 /// piece, in order, to `each`. `framer` must know its format. Returns the framer
 /// after the last piece handed on.
-pub fn read_stretch<E>(
+///
+/// The worker that framed a piece hands it on itself, when the piece before has been:
+/// `threads` threads on as many cores, not one more that applies the pieces and
+/// preempts a worker for each (which cost a fifth of two threads' speed). Each worker
+/// holds at most the one piece waiting for its turn.
+pub fn read_stretch<E: Send>(
     file: &File,
     framer: &Framer,
     end: u64,
     threads: usize,
     stop: Option<&CancellationToken>,
-    mut each: impl FnMut(Piece) -> Result<(), E>,
+    each: impl FnMut(Piece) -> Result<(), E> + Send,
 ) -> Result<(), Interrupted<E>> {
     let Some(format) = framer.format() else {
         return Err(Interrupted::Read);
@@ -168,59 +173,114 @@ pub fn read_stretch<E>(
     let cuts = cuts(file, format, framer.fed_offset(), end);
     let pieces = cuts.len() - 1;
     let threads = threads.clamp(1, pieces.max(1));
+    let turns = Turns {
+        state: Mutex::new(TurnState {
+            next: 0,
+            each,
+            ended: None,
+        }),
+        changed: Condvar::new(),
+    };
     std::thread::scope(|scope| {
-        // Worker w frames pieces w, w + threads, …; each result waits in a channel of
-        // one, so at most two pieces per worker are held.
-        let receivers: Vec<_> = (0..threads)
-            .map(|w| {
-                let (tx, rx) = mpsc::sync_channel::<Option<Piece>>(1);
-                let cuts = &cuts;
-                // Piece 0 continues the file's own framer; a copy, so that a failed
-                // read leaves the caller's as it was.
-                let first = (w == 0).then(|| framer.clone());
-                scope.spawn(move || {
-                    let mut first = first;
-                    // The last piece's buffer and event count: the next piece reads
-                    // into the same memory and reserves its events at once.
-                    let (mut spare, mut events_hint) = (None, 0);
-                    for k in (w..pieces).step_by(threads) {
-                        let start = first.take().unwrap_or_else(|| {
-                            let mut framer = Framer::new(
-                                Some(format),
-                                ResumePoint {
-                                    offset: cuts[k],
-                                    ..ResumePoint::default()
-                                },
-                            );
-                            if let Some(spare) = spare.take() {
-                                framer.reuse(spare);
-                            }
-                            framer
-                        });
-                        let last = k + 1 == pieces;
-                        let mut piece =
-                            frame_piece(file, start, cuts[k + 1], last, stop, events_hint);
-                        if let Some(piece) = &mut piece {
-                            events_hint = piece.events.len() + piece.events.len() / 8;
-                            spare = piece.framer.take_spare();
+        for w in 0..threads {
+            let (turns, cuts) = (&turns, &cuts);
+            // Piece 0 continues the file's own framer; a copy, so that a failed read
+            // leaves the caller's as it was.
+            let mut first = (w == 0).then(|| framer.clone());
+            scope.spawn(move || {
+                // Ends the stretch if this worker panics, so no other waits forever.
+                let _guard = EndOnPanic(turns);
+                // The last piece's buffer and event count: the next piece reads into
+                // the same memory and reserves its events at once.
+                let (mut spare, mut events_hint) = (None, 0);
+                for k in (w..pieces).step_by(threads) {
+                    let start = first.take().unwrap_or_else(|| {
+                        let mut framer = Framer::new(
+                            Some(format),
+                            ResumePoint {
+                                offset: cuts[k],
+                                ..ResumePoint::default()
+                            },
+                        );
+                        if let Some(spare) = spare.take() {
+                            framer.reuse(spare);
                         }
-                        let failed = piece.is_none();
-                        if tx.send(piece).is_err() || failed {
-                            return;
-                        }
+                        framer
+                    });
+                    let last = k + 1 == pieces;
+                    let mut piece = frame_piece(file, start, cuts[k + 1], last, stop, events_hint);
+                    if let Some(piece) = &mut piece {
+                        events_hint = piece.events.len() + piece.events.len() / 8;
+                        spare = piece.framer.take_spare();
                     }
-                });
-                rx
-            })
-            .collect();
-        for k in 0..pieces {
-            match receivers[k % threads].recv() {
-                Ok(Some(piece)) => each(piece).map_err(Interrupted::Sink)?,
-                _ => return Err(Interrupted::Read),
+                    if !turns.hand_on(k, piece) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let state = turns
+        .state
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    match state.ended {
+        Some(interrupted) => Err(interrupted),
+        None => Ok(()),
+    }
+}
+
+/// Whose turn it is to hand a piece on, and how the stretch ended if it did.
+struct TurnState<F, E> {
+    next: usize,
+    each: F,
+    ended: Option<Interrupted<E>>,
+}
+
+struct Turns<F, E> {
+    state: Mutex<TurnState<F, E>>,
+    changed: Condvar,
+}
+
+impl<F: FnMut(Piece) -> Result<(), E>, E> Turns<F, E> {
+    /// Waits for piece `k`'s turn and hands it on (`None`: its read failed, which ends
+    /// the stretch there). Returns whether the stretch goes on.
+    fn hand_on(&self, k: usize, piece: Option<Piece>) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while state.next != k && state.ended.is_none() {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.ended.is_none() {
+            match piece.map(|piece| (state.each)(piece)) {
+                Some(Ok(())) => state.next += 1,
+                Some(Err(e)) => state.ended = Some(Interrupted::Sink(e)),
+                None => state.ended = Some(Interrupted::Read),
             }
         }
-        Ok(())
-    })
+        let goes_on = state.ended.is_none();
+        drop(state);
+        self.changed.notify_all();
+        goes_on
+    }
+}
+
+/// Ends the stretch (as a failed read) when dropped by a panicking worker.
+struct EndOnPanic<'a, F, E>(&'a Turns<F, E>);
+
+impl<F, E> Drop for EndOnPanic<'_, F, E> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.ended.is_none() {
+                state.ended = Some(Interrupted::Read);
+            }
+            drop(state);
+            self.0.changed.notify_all();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -362,6 +422,30 @@ mod tests {
         let mut blank = tempfile::NamedTempFile::new().unwrap();
         blank.write_all(&vec![b'x'; 6 << 20]).unwrap();
         assert_eq!(cuts(blank.as_file(), 0, 0, 6 << 20), vec![0, 6 << 20]);
+    }
+
+    #[test]
+    fn a_panic_while_handing_on_ends_the_stretch_instead_of_leaving_workers_waiting() {
+        let bytes = log(Layout::Text, 60_000);
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(&bytes).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let head = Framer::new(Some(0), ResumePoint::default());
+            let mut handed = 0;
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                read_stretch::<()>(tmp.as_file(), &head, bytes.len() as u64, 2, None, |_| {
+                    handed += 1;
+                    assert!(handed < 2, "the second piece breaks the sink");
+                    Ok(())
+                })
+            }));
+            let _ = done.send(result.is_err());
+        });
+        let panicked = finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the workers did not end");
+        assert!(panicked, "the panic reaches the caller");
     }
 
     #[test]

@@ -73,7 +73,8 @@ fn files_allowed_by_fd_limit() -> usize {
 pub struct SinkClosed;
 
 /// Where batches go.
-pub trait Sink {
+/// Where events go. `Send`: a parallel replay hands pieces on from its workers.
+pub trait Sink: Send {
     fn send(&mut self, message: Message) -> Result<(), SinkClosed>;
 }
 
