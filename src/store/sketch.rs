@@ -690,7 +690,10 @@ mod tests {
         for _ in 0..200_000 {
             t = match rng.u8(..20) {
                 // Around a day's edge, far jumps both ways, and the ends of the range.
-                0 => t.div_euclid(86_400_000) * 86_400_000 + rng.i64(-2..2),
+                0 => t
+                    .div_euclid(86_400_000)
+                    .saturating_mul(86_400_000)
+                    .saturating_add(rng.i64(-2..2)),
                 1 => rng.i64(-100_000_000_000_000..100_000_000_000_000),
                 2 => [i64::MIN, i64::MAX, -1, 0][rng.usize(..4)],
                 _ => t.saturating_add(rng.i64(-1_000_000..30_000_000)),
