@@ -9,7 +9,7 @@
 //! other spacing, an escape, invalid UTF-8, a different logger) answers `None`, and the
 //! framer and serde read the record as before: this path may decline any record, but
 //! a record it accepts gives exactly the event and the length the general path would
-//! (`tests` here, `framer`'s differential tests and the `fast_path` fuzz target check it).
+//! (`tests` here, `framer`'s differential tests and the `one_pass` fuzz target check it).
 
 use crate::event::{Action, AuditEvent, FormatId, UserKey};
 
