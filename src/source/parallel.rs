@@ -23,11 +23,13 @@ use crate::event::{Event, FormatId};
 /// An unread stretch shorter than this is read by one framer.
 pub const MIN_PARALLEL_BYTES: u64 = 16 << 20;
 /// The size of a piece: large enough that finding its start is noise, small enough
-/// that an audit log's piece makes fewer than 2,048 events, whose vector (under
-/// 128 KiB) the allocator serves from its heap: a larger one is mapped and unmapped
-/// for every piece (`main.rs` fixes glibc's mmap threshold), which cost a page fault
-/// per 4 KiB of events, 30k faults in a 1M-record replay.
-const PIECE_BYTES: u64 = 512 << 10;
+/// that a piece makes fewer than 2,048 events (a server log's ~1,500, an audit log's
+/// fewer), whose vector (under 128 KiB) the allocator serves from its heap: a larger
+/// one is mapped and unmapped for every piece (`main.rs` fixes glibc's mmap
+/// threshold), which cost a page fault per 4 KiB of events and, with other threads
+/// running, a TLB shootdown on every core per unmap: 14.7k faults and +15 % CPU in
+/// a two-thread replay of a 1M-event server log at 512 KiB.
+const PIECE_BYTES: u64 = 256 << 10;
 /// How far past a nominal cut a record start is looked for; a stretch without one is
 /// joined to the piece before it.
 const CUT_SEARCH_BYTES: usize = 1 << 20;
