@@ -4,7 +4,7 @@
 # spread over 13 months, 200k users, so every monthly sketch is dense) and a server log
 # (`jans-auth.log` of whole flows, about as many events), then reports for each
 # `cat > /dev/null`, `jans-exporter replay` with one thread and with every core
-# (logs.backfill_threads; best of three each, alternating), with one thread and a cluster configured (every active user
+# (logs.backfill_threads; best of RUNS each, 3 by default, alternating), with one thread and a cluster configured (every active user
 # also goes into the Redis-compatible registers; replay never dials Redis; the best of
 # three runs alternating with the plain one, and the difference), and, when installed, `mtail --one_shot` counting actions on
 # the same file (for the server log: lines by level and Authenticator outcomes):
@@ -13,9 +13,11 @@
 #
 #   scripts/bench-ingest.sh            # RECORDS=1000000 by default
 #   RECORDS=200000 scripts/bench-ingest.sh
+#   RUNS=7 scripts/bench-ingest.sh     # best of 7 per thread count: steadier on a noisy VM
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records=${RECORDS:-1000000}
+runs=${RUNS:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -131,13 +133,13 @@ for layout in text json server; do
   cat "$log" > /dev/null
   read -r cat_secs cat_rss _ < <(measure /dev/null cat "$log")
   row cat "$cat_secs" "$cat_rss"
-  # Best of three, one thread and every core alternating so that both see the same
+  # Best of $runs, one thread and every core alternating so that both see the same
   # machine (a shared VM's wall clock moves by tens of percent between runs); the peak
-  # RSS is the largest of the three.
+  # RSS is the largest of them.
   thread_counts=1
   [ "$cores" = 1 ] || thread_counts="1 $cores"
-  declare -A best=() peak=()
-  for _ in 1 2 3; do
+  declare -A best=() peak=() times=()
+  for _ in $(seq "$runs"); do
     for threads in $thread_counts; do
       read -r secs rss rc < <(measure "$work/exporter.prom" env JANS_EXPORTER_LOGS__BACKFILL_THREADS="$threads" \
         ./target/release/jans-exporter --config config/jans-exporter.toml replay "$log")
@@ -145,6 +147,7 @@ for layout in text json server; do
       counted=$(awk '/^jans_exporter_records_total/ {s += $2} END {print s}' "$work/exporter.prom")
       [ "$counted" = "$records" ] || { echo "replay counted $counted of $records records" >&2; exit 1; }
       if [ -z "${best[$threads]:-}" ] || [ "$(echo "$secs < ${best[$threads]}" | bc)" = 1 ]; then best[$threads]=$secs; fi
+      times[$threads]+="$secs "
       if [ -z "${peak[$threads]:-}" ] || [ "$rss" -gt "${peak[$threads]}" ]; then peak[$threads]=$rss; fi
     done
   done
@@ -152,7 +155,9 @@ for layout in text json server; do
     row "jans-exporter x$threads" "${best[$threads]}" "${peak[$threads]}"
   done
   one_thread=${best[1]} many_threads=${best[$cores]}
-  echo "$layout: $cores threads $(echo "$one_thread / $many_threads" | bc -l | xargs printf '%.2f')x one thread (best of 3 each)"
+  median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -n | sed -n "$(( (runs + 1) / 2 ))p"; }
+  one_median=$(median "${times[1]}") many_median=$(median "${times[$cores]}")
+  echo "$layout: $cores threads $(echo "$one_thread / $many_threads" | bc -l | xargs printf '%.2f')x one thread (best of $runs each); medians $one_median s and $many_median s: $(echo "$one_median / $many_median" | bc -l | xargs printf '%.2f')x"
   if [ "$layout" = server ]; then
     mtail_row
     rm -rf "$work/flows"
