@@ -143,8 +143,12 @@ impl RecordFormat for JansServerText {
         };
         let (logger, message) = if logger == AUTHENTICATOR.as_bytes() {
             // Usernames pass through as the server wrote them; a stray invalid byte is
-            // replaced rather than costing the line.
-            (AUTHENTICATOR, String::from_utf8_lossy(message))
+            // replaced rather than costing the line. Checked by `from_utf8` first:
+            // `from_utf8_lossy` walks valid text a byte at a time, which was an eighth
+            // of a server log's replay (most of its lines are the Authenticator's).
+            let text = std::str::from_utf8(message)
+                .map_or_else(|_| String::from_utf8_lossy(message), Cow::Borrowed);
+            (AUTHENTICATOR, text)
         } else {
             ("", Cow::Borrowed(""))
         };
@@ -257,6 +261,7 @@ mod tests {
             b"Authentication success for User: 'jdoe'",
             b"Authentication failed for user: x",
             b"\xc3\xa9",
+            b"\xff",
             b"[",
             b"]",
         ];
