@@ -7,6 +7,7 @@
 #
 #   scripts/fuzz.sh                 # every target, 30 s each
 #   scripts/fuzz.sh 600 framer_splits
+#   scripts/fuzz.sh --build-only    # install cargo-fuzz and build every target, run none
 #
 # SANITIZER (default none: the crate has no unsafe code of its own, and building the
 # dependency tree's C with AddressSanitizer costs minutes) is passed to cargo fuzz;
@@ -14,16 +15,21 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "== installing cargo-fuzz (crates.io)"
+  cargo install --locked cargo-fuzz >/dev/null
+fi
+
+if [ "${1:-}" = "--build-only" ]; then
+  # The same flags as `cargo fuzz run` below, so that it finds every target built.
+  exec cargo +nightly fuzz build --sanitizer "${SANITIZER:-none}"
+fi
+
 seconds=${1:-30}
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
   targets=(framer_splits one_pass record_parsers snapshot_decode stat_query upstream_json)
-fi
-
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "== installing cargo-fuzz (crates.io)"
-  cargo install --locked cargo-fuzz >/dev/null
 fi
 
 corpus=target/fuzz-corpus

@@ -4,8 +4,11 @@
 # end-to-end test with real Prometheus and Alertmanager, and every fuzz target for 30 s
 # (FUZZ_SECONDS). Installs Prometheus's tools and redis-server (the cluster tests) from
 # Debian's packages when missing and running as root, and cargo-fuzz from crates.io.
+# Each phase prints the seconds since the start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+phase() { echo "== $* (at ${SECONDS} s)"; }
 
 missing=""
 for tool in promtool prometheus prometheus-alertmanager amtool redis-server redis-cli; do
@@ -13,7 +16,7 @@ for tool in promtool prometheus prometheus-alertmanager amtool redis-server redi
 done
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing prometheus tools and redis-server (Debian packages)"
+    phase "installing prometheus tools and redis-server (Debian packages)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager redis-server >/dev/null
   else
@@ -27,11 +30,33 @@ if ! command -v kustomize >/dev/null 2>&1 && ! command -v kubectl >/dev/null 2>&
   echo "missing: kustomize or kubectl 1.21+ (tests/helm.rs fails in CI without one)" >&2
 fi
 
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+phase "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
-echo "== cargo test"
+phase "cargo test: build"
+cargo test --all-targets --locked --no-run
+
+# The fuzz targets build (cargo-fuzz's install and the nightly, instrumented build:
+# minutes of CPU) while the tests run, at the lowest priority: the tests spend most of
+# their time waiting on the processes they start, and when they want a core they get
+# it. Its own session, so that a failed test stops the whole build with it.
+mkdir -p target
+fuzz_build_log=target/fuzz-build.log
+setsid nice -n 19 scripts/fuzz.sh --build-only > "$fuzz_build_log" 2>&1 &
+fuzz_build=$!
+trap 'kill -- -"$fuzz_build" 2>/dev/null || true' EXIT
+
+phase "cargo test: run (fuzz targets building beside it, log in $fuzz_build_log)"
 cargo test --all-targets --locked
-echo "== fuzz (each target ${FUZZ_SECONDS:-30}s)"
+
+phase "fuzz targets: waiting for their build"
+if ! wait "$fuzz_build"; then
+  tail -40 "$fuzz_build_log" >&2
+  echo "the fuzz targets failed to build (full output: $fuzz_build_log)" >&2
+  exit 1
+fi
+trap - EXIT
+phase "fuzz (each target ${FUZZ_SECONDS:-30} s)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+phase "all passed"
