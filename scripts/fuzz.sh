@@ -9,6 +9,9 @@
 #   scripts/fuzz.sh 600 framer_splits
 #   scripts/fuzz.sh --build-only    # install cargo-fuzz and build every target, run none
 #
+# libFuzzer uses one core, so FUZZ_JOBS targets (default: one per core) run at once,
+# each in its own session, so that a finding stops the others with their fuzzers.
+#
 # SANITIZER (default none: the crate has no unsafe code of its own, and building the
 # dependency tree's C with AddressSanitizer costs minutes) is passed to cargo fuzz;
 # SANITIZER=address for the long runs.
@@ -81,16 +84,34 @@ for t in "${targets[@]}"; do
       done
       ;;
   esac
-  echo "== fuzz $t for ${seconds}s"
-  log="target/fuzz-$t.log"
-  status=0
-  cargo +nightly fuzz run --sanitizer "${SANITIZER:-none}" "$t" "$dir" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
-    -max_len=65536 -print_final_stats=1 > "$log" 2>&1 || status=$?
-  grep -E "^stat::(number_of_executed_units|peak_rss_mb|new_units_added)|^Done [0-9]+ runs" "$log" || true
+done
+
+# libFuzzer runs on one core: FUZZ_JOBS targets (default: every core) run at once.
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+declare -A running=()
+finish() {
+  local pid=$1 status=$2 t=${running[$1]}
+  unset "running[$pid]"
+  echo "== fuzz $t: done"
+  grep -E "^stat::(number_of_executed_units|peak_rss_mb|new_units_added)|^Done [0-9]+ runs" "target/fuzz-$t.log" || true
   if [ "$status" -ne 0 ]; then
     # A finding: libFuzzer printed the input's path under fuzz/artifacts/.
-    grep -E "panicked|ERROR|SUMMARY|Test unit written|artifact_prefix" "$log" | head -20 >&2 || tail -40 "$log" >&2
-    echo "FINDING in $t (full output: $log)" >&2
+    grep -E "panicked|ERROR|SUMMARY|Test unit written|artifact_prefix" "target/fuzz-$t.log" | head -20 >&2 || tail -40 "target/fuzz-$t.log" >&2
+    echo "FINDING in $t (full output: target/fuzz-$t.log)" >&2
+    for other in "${!running[@]}"; do kill -- -"$other" 2>/dev/null || true; done
     exit 1
   fi
+}
+wait_one() {
+  local pid status=0
+  wait -n -p pid "${!running[@]}" || status=$?
+  finish "$pid" "$status"
+}
+for t in "${targets[@]}"; do
+  while [ "${#running[@]}" -ge "$jobs" ]; do wait_one; done
+  echo "== fuzz $t for ${seconds}s"
+  setsid cargo +nightly fuzz run --sanitizer "${SANITIZER:-none}" "$t" "$corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
+    -max_len=65536 -print_final_stats=1 > "target/fuzz-$t.log" 2>&1 &
+  running[$!]=$t
 done
+while [ "${#running[@]}" -gt 0 ]; do wait_one; done

@@ -32,22 +32,25 @@ fi
 
 phase "cargo fmt --check"
 cargo fmt --all -- --check
-phase "cargo clippy"
+
+# The fuzz targets (cargo-fuzz's install and the nightly, instrumented build: minutes
+# of CPU) build beside clippy and the test build, taking the core that cargo leaves idle
+# whenever one crate holds up the rest, and at the lowest priority once the tests run:
+# those mostly wait on the processes they start, and get a core whenever they want one.
+# Its own session, so that a failure stops the whole build with it.
+mkdir -p target
+fuzz_build_log=target/fuzz-build.log
+setsid scripts/fuzz.sh --build-only > "$fuzz_build_log" 2>&1 &
+fuzz_build=$!
+trap 'kill -- -"$fuzz_build" 2>/dev/null || true' EXIT
+
+phase "cargo clippy (fuzz targets building beside it and the test build: $fuzz_build_log)"
 cargo clippy --all-targets --locked -- -D warnings
 phase "cargo test: build"
 cargo test --all-targets --locked --no-run
 
-# The fuzz targets build (cargo-fuzz's install and the nightly, instrumented build:
-# minutes of CPU) while the tests run, at the lowest priority: the tests spend most of
-# their time waiting on the processes they start, and when they want a core they get
-# it. Its own session, so that a failed test stops the whole build with it.
-mkdir -p target
-fuzz_build_log=target/fuzz-build.log
-setsid nice -n 19 scripts/fuzz.sh --build-only > "$fuzz_build_log" 2>&1 &
-fuzz_build=$!
-trap 'kill -- -"$fuzz_build" 2>/dev/null || true' EXIT
-
-phase "cargo test: run (fuzz targets building beside it, log in $fuzz_build_log)"
+renice -n 19 -g "$fuzz_build" > /dev/null 2>&1 || true
+phase "cargo test: run"
 cargo test --all-targets --locked
 
 phase "fuzz targets: waiting for their build"
