@@ -34,22 +34,22 @@ phase "cargo fmt --check"
 cargo fmt --all -- --check
 
 # The fuzz targets (cargo-fuzz's install and the nightly, instrumented build: minutes
-# of CPU) build beside clippy and the test build, taking the core that cargo leaves idle
-# whenever one crate holds up the rest, and at the lowest priority once the tests run:
-# those mostly wait on the processes they start, and get a core whenever they want one.
-# Its own session, so that a failure stops the whole build with it.
+# of CPU) build from here on at the lowest priority, on what clippy, the test build and
+# the tests leave idle: the tests mostly wait on the processes they start, and get a
+# core whenever they want one. Built at normal priority beside clippy and the test
+# build instead, everything took as long (the builds keep both cores busy) and the
+# tests started 9 minutes later. Its own session, so that a failure stops it whole.
 mkdir -p target
 fuzz_build_log=target/fuzz-build.log
-setsid scripts/fuzz.sh --build-only > "$fuzz_build_log" 2>&1 &
+setsid nice -n 19 scripts/fuzz.sh --build-only > "$fuzz_build_log" 2>&1 &
 fuzz_build=$!
 trap 'kill -- -"$fuzz_build" 2>/dev/null || true' EXIT
 
-phase "cargo clippy (fuzz targets building beside it and the test build: $fuzz_build_log)"
+phase "cargo clippy (fuzz targets building at nice 19 beside it and the tests: $fuzz_build_log)"
 cargo clippy --all-targets --locked -- -D warnings
 phase "cargo test: build"
 cargo test --all-targets --locked --no-run
 
-renice -n 19 -g "$fuzz_build" > /dev/null 2>&1 || true
 phase "cargo test: run"
 cargo test --all-targets --locked
 
