@@ -35,10 +35,11 @@ cargo fmt --all -- --check
 
 # The fuzz targets (cargo-fuzz's install and the nightly, instrumented build: minutes
 # of CPU) build from here on at the lowest priority, on what clippy, the test build and
-# the tests leave idle: the tests mostly wait on the processes they start, and get a
-# core whenever they want one. Built at normal priority beside clippy and the test
-# build instead, everything took as long (the builds keep both cores busy) and the
-# tests started 9 minutes later. Its own process group, so that a failure stops it
+# the tests leave idle: the tests mostly wait on the processes they start. It is not
+# free on 2 vCPUs (the test build took 345 s beside it against 244-267 s alone), but
+# the whole run took 1095 s against 1137-1151 s with the build started with the tests. Built
+# at normal priority beside clippy and the test build instead, everything took as
+# long (the builds keep both cores busy) and the tests started 9 minutes later. Its own process group, so that a failure stops it
 # whole, but not its own session: with autogroup scheduling (Linux's default) a new
 # session is a new group that gets an equal share of the CPU whatever its nice value,
 # and clippy took 406 s instead of 150 s beside it.
